@@ -1,0 +1,303 @@
+"""The Redis commands Celery's own producer would run for a task, without running them.
+
+Why this is ours: the dedupe claim and the enqueue must be one atomic Redis step
+(a Lua script), so the bridge cannot let kombu write the message itself. It still
+wants the message to be exactly what ``app.send_task`` writes: protocol 2 headers,
+the app's task routes, priorities, queue declaration, ``before_task_publish``
+hooks. So it runs Celery's real publish path on a producer whose batch hook
+(kombu >= 5.7's ``_publish_batch``) collects the final ``LPUSH``/``PEXPIRE``/
+``PUBLISH`` commands and stops there; the Lua script then runs them.
+
+Running that whole path costs more than the Redis round trip it replaces, so for
+the common case (no ``before_task_publish`` receivers, not called from inside a
+task, JSON, no compression, no expiry) the result is kept as a template per
+``(task, queue, priority)`` and only the per-job fields are filled in: the id, the
+body, ``kwargsrepr``, ``origin``, ``reply_to`` and the delivery tag. A test
+compares both paths field by field.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, signals
+from celery.utils.saferepr import saferepr
+from kombu import Producer
+from kombu.transport.redis import PrefixedStrictRedis
+from kombu.utils.json import dumps as kombu_dumps
+from kombu.utils.json import loads as kombu_loads
+
+from bridge.errors import BackendError, InvalidJob
+
+__all__ = ["Envelope", "CeleryMessageBuilder"]
+
+# Commands kombu's redis transport emits for a publish; the Lua scripts accept no others.
+ALLOWED_COMMANDS = frozenset({"lpush", "pexpire", "publish"})
+_PREFIXED = frozenset(PrefixedStrictRedis.PREFIXED_SIMPLE_COMMANDS)
+_TEMPLATE_ID = "00000000-0000-4000-8000-000000000000"
+_EMPTY_BODY_HEAD = "[[], {}"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One job as Redis commands: what the Lua script runs to enqueue it."""
+
+    job_id: str
+    name: str
+    queue: str
+    commands: tuple[str, ...]  # flat (command, key, value) triples
+    exchange: str
+    routing_key: str
+    kwargs: Mapping[str, Any]
+
+
+class _Captured(Exception):
+    """Raised inside kombu's publish once the final Redis commands are known."""
+
+    def __init__(self, message: dict[str, Any], commands: list[tuple[str, Any, Any]]) -> None:
+        super().__init__("captured")
+        self.message = message
+        self.commands = commands
+
+
+class _CommandSink:
+    """Receives the commands kombu's redis ``_put`` would pipeline."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, Any, Any]] = []
+
+    def add(self, name: str, *args: Any) -> None:
+        self.commands.append((name, *args))  # type: ignore[arg-type]
+
+
+class _CapturingBatch:
+    """Stands in for kombu's per-producer batch: route like kombu, then stop."""
+
+    def publish(self, channel: Any, message: dict[str, Any], **kwargs: Any) -> None:
+        sink = _CommandSink()
+        channel.basic_publish(message, _publish_batch=sink, **kwargs)
+        raise _Captured(message, sink.commands)
+
+
+@dataclass(frozen=True)
+class _Template:
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    content_type: str
+    content_encoding: str
+    body_tail: str
+    body_encoding: str | None
+    commands: tuple[tuple[str, str, Any], ...]
+    payload: str
+    queue: str
+    exchange: str
+    routing_key: str
+
+
+class CeleryMessageBuilder:
+    """Builds the Redis commands for a task message on one kombu redis channel.
+
+    One builder per thread: kombu channels are not thread-safe.
+    """
+
+    def __init__(self, app: Celery, channel: Any) -> None:
+        self.app = app
+        self.channel = channel
+        self.prefix: str = getattr(channel, "global_keyprefix", "") or ""
+        self._producer = Producer(channel, auto_declare=False)
+        # Every publish through this producer is captured, never sent.
+        self._producer._batch_local.current = _CapturingBatch()
+        self._templates: dict[tuple[str, str | None, int | None], _Template | None] = {}
+        self._kwargsrepr_maxsize = app.amqp.kwargsrepr_maxsize
+        self._repr_maxlevels = app.conf.task_repr_maxlevels
+        self._origin_pid = -1
+        self._origin = ""
+
+    def build(
+        self, job_id: str, name: str, kwargs: dict[str, Any], queue: str | None, priority: int | None
+    ) -> Envelope:
+        """Return the envelope for one job (the message Celery would write, as commands)."""
+        template = self._template(name, queue, priority)
+        if template is not None and self._template_applies():
+            return self._from_template(template, job_id, name, kwargs)
+        message, commands = self._capture(job_id, name, kwargs, queue, priority)
+        info = message["properties"]["delivery_info"]
+        return Envelope(
+            job_id=job_id,
+            name=name,
+            queue=self._queue_of(commands, info),
+            commands=self._flatten(commands),
+            exchange=info["exchange"],
+            routing_key=info["routing_key"],
+            kwargs=kwargs,
+        )
+
+    # -- the full path: Celery's own publish, captured -------------------------
+
+    def _capture(
+        self, job_id: str, name: str, kwargs: dict[str, Any], queue: str | None, priority: int | None
+    ) -> tuple[dict[str, Any], list[tuple[str, Any, Any]]]:
+        options: dict[str, Any] = {}
+        if queue is not None:
+            options["queue"] = queue
+        if priority is not None:
+            options["priority"] = priority
+        try:
+            self.app.send_task(
+                name, args=(), kwargs=kwargs, task_id=job_id, producer=self._producer, **options
+            )
+        except _Captured as captured:
+            message, commands = captured.message, captured.commands
+        except KeyError as exc:
+            # Celery raises KeyError for a queue name it does not know when
+            # task_create_missing_queues is off.
+            raise InvalidJob(
+                "queue", f"Celery does not know queue {exc}; declare it in task_queues."
+            ) from None
+        else:  # pragma: no cover - only if kombu stops honouring the batch hook
+            raise BackendError("kombu published a message the bridge did not capture; pin kombu 5.7.")
+        unknown = {c[0] for c in commands} - ALLOWED_COMMANDS
+        if unknown or not commands:
+            raise BackendError(f"unexpected Redis commands from kombu: {sorted(unknown)}")
+        return message, commands
+
+    def _flatten(self, commands: list[tuple[str, Any, Any]]) -> tuple[str, ...]:
+        flat: list[str] = []
+        for command, key, value in commands:
+            if command.upper() in _PREFIXED:
+                key = self.prefix + str(key)
+            flat += [command, str(key), str(value)]
+        return tuple(flat)
+
+    def _queue_of(self, commands: list[tuple[str, Any, Any]], info: Mapping[str, Any]) -> str:
+        for command, key, _ in commands:
+            if command == "lpush":
+                # kombu appends sep + step for non-zero priorities; the queue is the stem.
+                return str(key).split(self.channel.sep, 1)[0]
+        return str(info["exchange"] or info["routing_key"])
+
+    # -- the fast path: a template of the captured message ---------------------
+
+    def _template_applies(self) -> bool:
+        # Celery skips these per call too; with receivers (tracing headers) or a
+        # parent task (root/parent ids) every message differs, so capture it whole.
+        return not signals.before_task_publish.receivers and self.app.current_worker_task is None
+
+    def _template(self, name: str, queue: str | None, priority: int | None) -> _Template | None:
+        key = (name, queue, priority)
+        if key not in self._templates:
+            self._templates[key] = self._make_template(name, queue, priority)
+        return self._templates[key]
+
+    def _make_template(self, name: str, queue: str | None, priority: int | None) -> _Template | None:
+        if not self._template_applies():
+            return None
+        message, commands = self._capture(_TEMPLATE_ID, name, {}, queue, priority)
+        headers = message["headers"]
+        props = message["properties"]
+        body_encoding = props.get("body_encoding")
+        body = message["body"]
+        if body_encoding == "base64":
+            body = base64.b64decode(body).decode("utf-8")
+        elif body_encoding not in (None, "utf-8"):
+            return None
+        usable = (
+            message.get("content-type") == "application/json"
+            and "compression" not in headers
+            and headers.get("eta") is None
+            and headers.get("expires") is None
+            and headers.get("root_id") == _TEMPLATE_ID
+            and headers.get("parent_id") is None
+            and isinstance(body, str)
+            and body.startswith(_EMPTY_BODY_HEAD)
+        )
+        if not usable:
+            return None
+        payload = kombu_dumps(message)
+        info = props["delivery_info"]
+        return _Template(
+            headers=headers,
+            properties=props,
+            content_type=message["content-type"],
+            content_encoding=message["content-encoding"],
+            body_tail=body[len(_EMPTY_BODY_HEAD) :],
+            body_encoding=body_encoding,
+            commands=tuple((c, self.prefix + str(k) if c.upper() in _PREFIXED else str(k), v) for c, k, v in commands),
+            payload=payload,
+            queue=self._queue_of(commands, info),
+            exchange=info["exchange"],
+            routing_key=info["routing_key"],
+        )
+
+    def _from_template(self, t: _Template, job_id: str, name: str, kwargs: dict[str, Any]) -> Envelope:
+        body = "[[], " + kombu_dumps(kwargs) + t.body_tail
+        if t.body_encoding == "base64":
+            body = base64.b64encode(body.encode("utf-8")).decode("ascii")
+        headers = dict(t.headers)
+        headers["id"] = job_id
+        headers["root_id"] = job_id
+        headers["kwargsrepr"] = saferepr(kwargs, self._kwargsrepr_maxsize, maxlevels=self._repr_maxlevels)
+        headers["origin"] = self._origin_now()
+        properties = dict(t.properties)
+        properties["correlation_id"] = job_id
+        properties["reply_to"] = self.app.thread_oid
+        properties["delivery_tag"] = str(uuid.uuid4())
+        payload = kombu_dumps(
+            {
+                "body": body,
+                "content-encoding": t.content_encoding,
+                "content-type": t.content_type,
+                "headers": headers,
+                "properties": properties,
+            }
+        )
+        flat: list[str] = []
+        for command, key, value in t.commands:
+            flat += [command, key, payload if value == t.payload else str(value)]
+        return Envelope(
+            job_id=job_id,
+            name=name,
+            queue=t.queue,
+            commands=tuple(flat),
+            exchange=t.exchange,
+            routing_key=t.routing_key,
+            kwargs=kwargs,
+        )
+
+    def _origin_now(self) -> str:
+        # Celery's anon_nodename(): recomputed after a fork, as the pid changes.
+        pid = os.getpid()
+        if pid != self._origin_pid:
+            self._origin_pid, self._origin = pid, f"gen{pid}@{socket.gethostname()}"
+        return self._origin
+
+
+def message_of(envelope: Envelope) -> dict[str, Any]:
+    """Decode the kombu message an envelope pushes (for tests and the after-publish signal)."""
+    for i in range(0, len(envelope.commands), 3):
+        if envelope.commands[i] in ("lpush", "publish"):
+            message: dict[str, Any] = kombu_loads(envelope.commands[i + 2])
+            return copy.deepcopy(message)
+    raise BackendError("envelope has no message")
+
+
+def send_after_publish(envelope: Envelope) -> None:
+    """Fire Celery's ``after_task_publish`` for a job that was really sent."""
+    if not signals.after_task_publish.receivers:
+        return
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    signals.after_task_publish.send(
+        sender=envelope.name,
+        body=((), dict(envelope.kwargs), embed),
+        headers=message_of(envelope)["headers"],
+        exchange=envelope.exchange,
+        routing_key=envelope.routing_key,
+    )
+

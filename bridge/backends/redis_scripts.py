@@ -1,0 +1,121 @@
+"""Lua scripts that make the bridge's Redis writes atomic.
+
+Why Lua and not MULTI: the dedupe check decides whether anything is written,
+so check and write must run as one step on the server. Writes are ordered so
+that a failure part-way (Redis does not roll a script back) never leaves a
+claimed idempotency key with no job behind it: the job goes in first, the
+claim last.
+
+Key layout, under ``<global_keyprefix>bridge:``:
+
+* ``guard:<job id>``      string, the queue name; expires after the dedupe TTL
+* ``delayed:<queue>``     sorted set of delayed job ids, scored by due time (ms)
+* ``delayed-jobs``        hash: job id -> JSON array of the Redis commands to run when due
+* ``delayed-queues``      set of queues that have delayed jobs (what promoters scan)
+
+Times come from the server's clock (``TIME``), so producers and workers with
+skewed clocks agree on when a job is due.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ADD", "PROMOTE", "CANCEL_DELAYED"]
+
+# Runs kombu's publish commands (triples from ARGV[first]); only the three
+# commands kombu's redis transport emits are accepted.
+_RUN_COMMANDS = """
+local function run_commands(list, first)
+  for i = first, #list, 3 do
+    local c = list[i]
+    if c ~= 'lpush' and c ~= 'pexpire' and c ~= 'publish' then
+      return redis.error_reply('bridge: refused command ' .. tostring(c))
+    end
+  end
+  for i = first, #list, 3 do
+    redis.call(list[i], list[i + 1], list[i + 2])
+  end
+  return false
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-queues set
+#: ARGV: guard ttl ms (0: no key), queue, delay ms, job id, then command triples
+#: Returns {1, due_ms or 0} when sent, {0, standing queue} for a duplicate.
+ADD = (
+    _RUN_COMMANDS
+    + """
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then
+  local standing = redis.call('GET', KEYS[1])
+  if standing then return {0, standing} end
+end
+local delay = tonumber(ARGV[3])
+local due = 0
+if delay > 0 then
+  due = now_ms() + delay
+  redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({unpack(ARGV, 5)}))
+  redis.call('ZADD', KEYS[2], due, ARGV[4])
+  redis.call('SADD', KEYS[4], ARGV[2])
+else
+  local err = run_commands(ARGV, 5)
+  if err then return err end
+end
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl + delay)
+end
+return {1, due}
+"""
+)
+
+#: KEYS: delayed-queues set, delayed-jobs hash
+#: ARGV: delayed zset key prefix, max jobs to move
+#: Moves every due job (up to the limit) onto its queue, atomically, so any
+#: number of promoters can run at once and each job moves exactly once.
+#: Returns {moved, ms until the next due job or -1 when none}.
+PROMOTE = (
+    _RUN_COMMANDS
+    + """
+local now = now_ms()
+local limit = tonumber(ARGV[2])
+local moved = 0
+local next_due = -1
+for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local zkey = ARGV[1] .. queue
+  local ids = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, limit - moved)
+  for _, id in ipairs(ids) do
+    local commands = redis.call('HGET', KEYS[2], id)
+    if commands then
+      local err = run_commands(cjson.decode(commands), 1)
+      if err then return err end
+    end
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', zkey, id)
+    moved = moved + 1
+  end
+  local head = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    redis.call('SREM', KEYS[1], queue)
+  else
+    local wait = math.max(0, tonumber(head[2]) - now)
+    if next_due < 0 or wait < next_due then next_due = wait end
+  end
+  if moved >= limit then return {moved, 0} end
+end
+return {moved, next_due}
+"""
+)
+
+#: KEYS: guard, delayed zset, delayed-jobs hash
+#: ARGV: job id
+#: Removes a job that is still waiting for its delay and frees its key.
+#: Returns 1 if a waiting job was removed, 0 if none was waiting.
+CANCEL_DELAYED = """
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if removed == 1 then redis.call('DEL', KEYS[1]) end
+return removed
+"""

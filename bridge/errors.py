@@ -1,0 +1,113 @@
+"""The bridge's error tree: every error the library raises derives from BridgeError.
+
+Messages say what was wrong and how to fix it. Client exceptions (redis-py,
+botocore) never leak: :func:`backend_unavailable` wraps them at the boundary
+where they are raised, with any secret in a URL redacted.
+"""
+
+from __future__ import annotations
+
+from bridge.redact import redact
+
+__all__ = [
+    "BridgeError",
+    "ConfigError",
+    "InvalidInput",
+    "InvalidPayload",
+    "InvalidJob",
+    "InvalidSchedule",
+    "DelayTooLong",
+    "CancelNotSupported",
+    "LockError",
+    "LockNotAcquired",
+    "LockLost",
+    "BackendError",
+    "BackendUnavailable",
+    "backend_unavailable",
+]
+
+
+class BridgeError(Exception):
+    """Root of every error raised by celery-jobs-bridge."""
+
+
+class ConfigError(BridgeError):
+    """A setting or environment variable is missing, malformed or inconsistent."""
+
+
+class InvalidInput(BridgeError, ValueError):
+    """An argument to the public API was refused before anything was sent."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidPayload(InvalidInput):
+    """The job data is not a JSON object that survives a JSON round trip."""
+
+
+class InvalidJob(InvalidInput):
+    """A job option (name, idempotency key, delay, queue, priority) is invalid."""
+
+
+class InvalidSchedule(InvalidInput):
+    """A schedule (cron, every_ms, time zone, bounds) is invalid."""
+
+
+class DelayTooLong(InvalidInput):
+    """The delay exceeds what the backend can carry."""
+
+
+class CancelNotSupported(BridgeError):
+    """The backend cannot cancel this kind of job."""
+
+
+class LockError(BridgeError):
+    """Base for lock failures."""
+
+
+class LockNotAcquired(LockError):
+    """A non-blocking or timed lock acquire did not get the lock."""
+
+
+class LockLost(LockError):
+    """The lock expired or was taken by another holder before release."""
+
+
+class BackendError(BridgeError):
+    """The queue backend failed."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached or refused the operation."""
+
+
+def backend_unavailable(what: str, exc: BaseException, url: str | None = None) -> BackendUnavailable:
+    """Wrap a client exception into BackendUnavailable, secrets redacted.
+
+    Args:
+        what: what the bridge was doing, e.g. ``"queue.add"``.
+        exc: the client exception (redis-py, botocore, ...).
+        url: the server URL involved, if any; shown with its password redacted.
+    """
+    where = f" at {redact(url)}" if url else ""
+    detail = redact(str(exc))
+    if url:
+        # The client may echo the raw URL or its password back in its message.
+        detail = redact(detail, secrets=_secrets_of(url))
+    return BackendUnavailable(
+        f"{what} failed{where}: {type(exc).__name__}: {detail}. "
+        "Check that the server is running and the URL is right; retrying with the "
+        "same idempotency_key is safe."
+    )
+
+
+def _secrets_of(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    return [s for s in (parts.password,) if s]

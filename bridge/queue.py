@@ -1,0 +1,105 @@
+"""``bridge.queue``: add jobs, one at a time or in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bridge.backends.base import QueueBackend
+from bridge.errors import InvalidInput, InvalidJob
+from bridge.ids import job_id_for
+from bridge.job import Job, JobRequest
+from bridge.validation import check_delay_ms, check_key, check_name, check_payload, check_priority, check_queue
+
+__all__ = ["JobQueue", "make_request"]
+
+
+def make_request(
+    name: object,
+    data: object,
+    *,
+    idempotency_key: object = None,
+    delay_ms: object = None,
+    queue: object = None,
+    priority: object = None,
+) -> JobRequest:
+    """Validate one add; raise a BridgeError naming the bad field before anything is sent."""
+    task = check_name(name)
+    key = check_key(idempotency_key)
+    return JobRequest(
+        name=task,
+        data=check_payload(data),
+        job_id=job_id_for(task, key),
+        idempotency_key=key,
+        delay_ms=check_delay_ms(delay_ms),
+        queue=check_queue(queue),
+        priority=check_priority(priority),
+    )
+
+
+class JobQueue:
+    """Adds jobs for Celery tasks by name, deduplicated by idempotency key."""
+
+    def __init__(self, backend: QueueBackend) -> None:
+        self._backend = backend
+
+    def add(
+        self,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        delay_ms: int | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> Job:
+        """Add one job for the Celery task ``name``; ``data`` becomes its keyword arguments.
+
+        Args:
+            name: the task name, as registered with ``@app.task(name=...)``. A name
+                this process does not know is allowed (the handler may live elsewhere).
+            data: a JSON object; delivered to the task as keyword arguments.
+            idempotency_key: dedupes the add: the same ``(name, key)`` gives the same
+                job id everywhere, and while its guard stands a second add sends
+                nothing and returns the standing job with ``deduplicated=True``.
+            delay_ms: run no sooner than this many milliseconds from now. The job
+                waits in the backend, not in a worker's memory.
+            queue: override the task's Celery route.
+            priority: the message priority, as ``apply_async(priority=...)``.
+
+        Raises:
+            InvalidPayload: ``data`` is not a JSON object.
+            InvalidJob: a bad name, key, delay, queue or priority.
+            BackendUnavailable: the backend could not be reached; retrying with the
+                same key is safe.
+        """
+        request = make_request(
+            name, data, idempotency_key=idempotency_key, delay_ms=delay_ms, queue=queue, priority=priority
+        )
+        return self._backend.enqueue([request])[0]
+
+    def add_bulk(self, jobs: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> list[Job]:
+        """Add many jobs in one round trip where the backend allows.
+
+        Each item is ``(name, data)`` or ``(name, data, options)`` where options are
+        the keyword arguments of :meth:`add`. Every item is validated before
+        anything is sent, so one bad item sends nothing; each item is deduplicated
+        on its own, exactly as :meth:`add` would.
+        """
+        requests = []
+        for index, item in enumerate(jobs):
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
+                raise InvalidJob(
+                    f"jobs[{index}]", "each item must be (name, data) or (name, data, options)."
+                )
+            options: Mapping[str, Any] = item[2] if len(item) == 3 else {}  # type: ignore[misc]
+            unknown = set(options) - {"idempotency_key", "delay_ms", "queue", "priority"}
+            if unknown:
+                raise InvalidJob(f"jobs[{index}]", f"unknown options {sorted(unknown)}.")
+            try:
+                requests.append(make_request(item[0], item[1], **options))
+            except InvalidInput as exc:
+                raise type(exc)(f"jobs[{index}].{exc.field}", str(exc).split(": ", 1)[1]) from None
+        if not requests:
+            return []
+        return self._backend.enqueue(requests)

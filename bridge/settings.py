@@ -1,0 +1,217 @@
+"""Settings: one frozen dataclass, read from the environment once and validated there.
+
+Nothing here runs at import time. ``Settings.from_env()`` reads the variables
+named in DESIGN.md; every bad value raises :class:`~bridge.errors.ConfigError`
+naming the variable, its value (secrets redacted) and what is accepted.
+
+==========================  ===============================================
+variable                    meaning
+==========================  ===============================================
+REDIS_URL                   Redis for the redis backend, guards, repeats, locks
+QUEUE_BACKEND               ``redis`` (alias ``bullmq``), ``sqs``, ``embedded``
+JOBS_BACKEND                same values; defaults to QUEUE_BACKEND
+JOBS_QUEUE_NAME             queue of scheduled one-off jobs (``app:jobs``)
+AWS_REGION, SQS_QUEUE_URL   SQS backend
+AWS_ENDPOINT_URL_SQS        endpoint override (a local SQS emulator)
+SQS_FIFO                    ``true`` requires a ``.fifo`` queue URL
+SQS_MESSAGE_GROUP_ID        default FIFO group
+SQS_CONCURRENCY             worker concurrency for standard queues
+SQS_HEARTBEAT_SEC           visibility heartbeat period (default 30)
+SQS_EXTEND_BY_SEC           visibility extension per beat (default 120)
+LOCK_BACKEND                ``redis`` (needs REDIS_URL) or ``embedded``
+BRIDGE_HOME                 state folder of the embedded server (``./.bridge``)
+JOBS_DEDUPE_TTL_SEC         lifetime of an idempotency guard (default 86400)
+JOBS_DEDUPE_UNTIL           ``expiry`` (default) or ``finish``: release the
+                            guard when the job has finished for good
+JOBS_PROMOTE_INTERVAL_MS    how often workers move due delayed jobs (200)
+==========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.errors import ConfigError
+from bridge.redact import redact
+
+__all__ = ["Settings", "BACKEND_ALIASES", "REDIS_SCHEMES"]
+
+#: Accepted backend names and what they resolve to (``bullmq`` is the seed's word for redis).
+BACKEND_ALIASES: Mapping[str, str] = {
+    "redis": "redis",
+    "bullmq": "redis",
+    "sqs": "sqs",
+    "embedded": "embedded",
+}
+LOCK_BACKENDS = ("redis", "embedded")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+DEDUPE_UNTIL = ("expiry", "finish")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated bridge settings; build with :meth:`from_env` or directly in tests."""
+
+    redis_url: str | None = None
+    queue_backend: str = "embedded"
+    jobs_backend: str = "embedded"
+    jobs_queue_name: str = "app:jobs"
+    aws_region: str | None = None
+    sqs_queue_url: str | None = None
+    aws_endpoint_url_sqs: str | None = None
+    sqs_fifo: bool = False
+    sqs_message_group_id: str | None = None
+    sqs_concurrency: int | None = None
+    sqs_heartbeat_sec: int = 30
+    sqs_extend_by_sec: int = 120
+    lock_backend: str = "embedded"
+    bridge_home: Path = field(default_factory=lambda: Path(".bridge"))
+    dedupe_ttl_sec: int = 86_400
+    dedupe_until: str = "expiry"
+    promote_interval_ms: int = 200
+
+    def __post_init__(self) -> None:
+        _check_choice("QUEUE_BACKEND", self.queue_backend, BACKEND_ALIASES.values())
+        _check_choice("JOBS_BACKEND", self.jobs_backend, BACKEND_ALIASES.values())
+        _check_choice("LOCK_BACKEND", self.lock_backend, LOCK_BACKENDS)
+        _check_choice("JOBS_DEDUPE_UNTIL", self.dedupe_until, DEDUPE_UNTIL)
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
+        needs_redis = {self.queue_backend, self.jobs_backend, self.lock_backend} & {"redis"}
+        if needs_redis and not self.redis_url:
+            raise ConfigError(
+                "REDIS_URL is not set, but a backend is 'redis' "
+                f"(QUEUE_BACKEND={self.queue_backend}, JOBS_BACKEND={self.jobs_backend}, "
+                f"LOCK_BACKEND={self.lock_backend}). Set REDIS_URL=redis://host:6379/0, "
+                "or use the embedded backend."
+            )
+        if not self.jobs_queue_name.strip():
+            raise ConfigError("JOBS_QUEUE_NAME is empty; set a queue name such as 'app:jobs'.")
+        for name, value in (
+            ("JOBS_DEDUPE_TTL_SEC", self.dedupe_ttl_sec),
+            ("JOBS_PROMOTE_INTERVAL_MS", self.promote_interval_ms),
+            ("SQS_HEARTBEAT_SEC", self.sqs_heartbeat_sec),
+            ("SQS_EXTEND_BY_SEC", self.sqs_extend_by_sec),
+        ):
+            _check_positive(name, value)
+        if self.sqs_concurrency is not None:
+            _check_positive("SQS_CONCURRENCY", self.sqs_concurrency)
+        # SQS caps one visibility change at 12 hours.
+        if self.sqs_extend_by_sec > 43_200:
+            raise ConfigError(
+                f"SQS_EXTEND_BY_SEC={self.sqs_extend_by_sec} exceeds SQS's 43200 s (12 h) "
+                "visibility cap; use a value from 1 to 43200."
+            )
+        if self.sqs_fifo and not (self.sqs_queue_url or "").endswith(".fifo"):
+            raise ConfigError(
+                f"SQS_FIFO=true needs a FIFO queue, but SQS_QUEUE_URL={self.sqs_queue_url!r} "
+                "does not end in '.fifo'. Point SQS_QUEUE_URL at a .fifo queue or set SQS_FIFO=false."
+            )
+        if "sqs" in (self.queue_backend, self.jobs_backend) and not self.sqs_queue_url:
+            raise ConfigError(
+                "QUEUE_BACKEND/JOBS_BACKEND is 'sqs' but SQS_QUEUE_URL is not set; "
+                "set it to the queue's URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)."
+            )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, default_redis_url: str | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``), validating every value.
+
+        Args:
+            environ: the variables to read; ``os.environ`` when None.
+            default_redis_url: used when REDIS_URL is unset. ``Bridge(app)`` passes the
+                app's broker URL when that broker is Redis, so an existing Celery app
+                keeps using the Redis it already has.
+
+        Raises:
+            ConfigError: a variable is malformed or the combination is inconsistent.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        redis_url = get("REDIS_URL") or default_redis_url
+        queue_backend = _backend("QUEUE_BACKEND", get("QUEUE_BACKEND"))
+        if queue_backend is None:
+            queue_backend = "redis" if redis_url else "embedded"
+        jobs_backend = _backend("JOBS_BACKEND", get("JOBS_BACKEND")) or queue_backend
+        lock_backend = get("LOCK_BACKEND")
+        if lock_backend is None:
+            lock_backend = "redis" if redis_url else "embedded"
+        return cls(
+            redis_url=redis_url,
+            queue_backend=queue_backend,
+            jobs_backend=jobs_backend,
+            jobs_queue_name=get("JOBS_QUEUE_NAME") or "app:jobs",
+            aws_region=get("AWS_REGION"),
+            sqs_queue_url=get("SQS_QUEUE_URL"),
+            aws_endpoint_url_sqs=get("AWS_ENDPOINT_URL_SQS"),
+            sqs_fifo=_bool("SQS_FIFO", get("SQS_FIFO")),
+            sqs_message_group_id=get("SQS_MESSAGE_GROUP_ID"),
+            sqs_concurrency=_int("SQS_CONCURRENCY", get("SQS_CONCURRENCY")),
+            sqs_heartbeat_sec=_int("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC")) or 30,
+            sqs_extend_by_sec=_int("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC")) or 120,
+            lock_backend=lock_backend.lower(),
+            bridge_home=Path(get("BRIDGE_HOME") or ".bridge"),
+            dedupe_ttl_sec=_int("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC")) or 86_400,
+            dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
+            promote_interval_ms=_int("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"))
+            or 200,
+        )
+
+
+def _backend(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    resolved = BACKEND_ALIASES.get(value.lower())
+    if resolved is None:
+        raise ConfigError(
+            f"{name}={value!r} is not a known backend; accepted: {', '.join(BACKEND_ALIASES)}."
+        )
+    return resolved
+
+
+def _bool(name: str, value: str | None) -> bool:
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise ConfigError(f"{name}={value!r} is not a boolean; use true or false.")
+
+
+def _int(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an integer; use a whole number such as 30.") from None
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive integer.")
+
+
+def _check_choice(name: str, value: str, accepted: object) -> None:
+    choices = sorted(set(accepted))  # type: ignore[call-overload]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not accepted; use one of: {', '.join(choices)}.")
+
+
+def _check_redis_url(url: str) -> None:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"REDIS_URL={redact(url)!r} is not a Redis URL; use redis://[user:password@]host:port/db, "
+            "rediss:// for TLS, or unix:///path/to/socket."
+        )

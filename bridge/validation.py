@@ -1,0 +1,113 @@
+"""Checks on public-API input, run before anything is claimed or sent."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.errors import InvalidJob, InvalidPayload
+
+__all__ = ["check_name", "check_payload", "check_key", "check_delay_ms", "check_priority", "check_queue"]
+
+MAX_KEY_LENGTH = 512
+MAX_NAME_LENGTH = 512
+
+
+def check_name(name: object) -> str:
+    """Return the task name, or raise InvalidJob if it is empty or not a string."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidJob("name", f"the task name must be a non-empty string, got {name!r}.")
+    if len(name) > MAX_NAME_LENGTH or any(c in name for c in "\x00\x1f\r\n"):
+        raise InvalidJob(
+            "name",
+            f"the task name must be at most {MAX_NAME_LENGTH} characters with no control "
+            "characters, such as 'emails.send'.",
+        )
+    return name
+
+
+def check_payload(data: object) -> dict[str, Any]:
+    """Return ``data`` as the task's keyword arguments, or raise InvalidPayload.
+
+    ``data`` must be a mapping with string keys that survives a JSON round trip
+    unchanged: what the handler receives is exactly what the producer passed.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidPayload(
+            "data",
+            f"job data must be a JSON object (a dict), got {type(data).__name__}; "
+            "wrap the value, e.g. {'value': ...}.",
+        )
+    for key in data:
+        if not isinstance(key, str):
+            raise InvalidPayload(
+                "data", f"keys must be strings (they become keyword arguments), got {key!r}."
+            )
+        if not key.isidentifier():
+            raise InvalidPayload(
+                "data",
+                f"key {key!r} is not a valid Python identifier, so it cannot be passed to the "
+                "task as a keyword argument; rename it.",
+            )
+    try:
+        encoded = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(
+            "data", f"job data must be JSON-serialisable ({exc}); send plain str/int/float/bool/None, lists and dicts."
+        ) from None
+    if json.loads(encoded) != data:
+        raise InvalidPayload(
+            "data",
+            "job data changes in a JSON round trip (tuples, non-string dict keys or similar); "
+            "send lists and string-keyed dicts so the handler receives exactly what was added.",
+        )
+    return dict(data)
+
+
+def check_key(key: object) -> str | None:
+    """Return a valid idempotency key (or None), or raise InvalidJob."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidJob("idempotency_key", f"must be a non-empty string, got {key!r}.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidJob(
+            "idempotency_key",
+            f"is {len(key)} characters; the limit is {MAX_KEY_LENGTH}. Hash long keys first.",
+        )
+    return key
+
+
+def check_delay_ms(delay_ms: object) -> int:
+    """Return the delay in whole milliseconds (0 for none), or raise InvalidJob."""
+    if delay_ms is None:
+        return 0
+    if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)):
+        raise InvalidJob("delay_ms", f"must be an integer number of milliseconds, got {delay_ms!r}.")
+    if isinstance(delay_ms, float):
+        if not math.isfinite(delay_ms) or not delay_ms.is_integer():
+            raise InvalidJob("delay_ms", f"must be a whole number of milliseconds, got {delay_ms!r}.")
+        delay_ms = int(delay_ms)
+    if delay_ms < 0:
+        raise InvalidJob("delay_ms", f"must be 0 or more, got {delay_ms}.")
+    return delay_ms
+
+
+def check_priority(priority: object) -> int | None:
+    """Return the priority (0-255 as Celery accepts), or raise InvalidJob."""
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255:
+        raise InvalidJob("priority", f"must be an integer from 0 to 255, got {priority!r}.")
+    return priority
+
+
+def check_queue(queue: object) -> str | None:
+    """Return the queue name (or None for the task's route), or raise InvalidJob."""
+    if queue is None:
+        return None
+    if not isinstance(queue, str) or not queue.strip():
+        raise InvalidJob("queue", f"must be a non-empty queue name, got {queue!r}.")
+    return queue

@@ -1,0 +1,92 @@
+"""Production Celery settings from the environment.
+
+Use with ``app.config_from_object("celeryconfig")``. The values are computed on
+first access (module ``__getattr__``), not at import, so the environment is read
+when Celery loads its configuration and a bad value raises
+:class:`bridge.errors.ConfigError` naming the variable.
+
+Override any setting after loading, as with any Celery config:
+``app.conf.task_time_limit = 300``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from bridge.errors import ConfigError
+from bridge.settings import Settings
+
+# How long Redis waits for an ack before handing a job to another worker. It must
+# exceed the longest handler, or a slow job runs twice; delays do not depend on it
+# (they wait in Redis, not in worker memory). Override per app if handlers run longer.
+VISIBILITY_TIMEOUT_SEC = 3600
+
+
+def build(settings: Settings | None = None) -> dict[str, Any]:
+    """Return the Celery settings for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    broker_url = _broker_url(settings)
+    return {
+        "broker_url": broker_url,
+        # Results in the same Redis, so app.AsyncResult(job.id) works out of the box.
+        "result_backend": broker_url,
+        # Keep results a day, like the dedupe guard, then let Redis reclaim them.
+        "result_expires": 86_400,
+        # JSON only, both ways: a pickle message is never deserialised.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # Ack after the handler ran, so a worker that dies mid-job does not lose it.
+        "task_acks_late": True,
+        # With acks_late: a child process killed mid-job (OOM, kill -9) requeues the job.
+        "task_reject_on_worker_lost": True,
+        # A worker process reserves one job at a time: none sit idle behind a long one.
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SEC,
+            # Detect dead TCP connections instead of hanging on them.
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        },
+        "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SEC},
+        # Workers started before Redis keep retrying instead of exiting.
+        "broker_connection_retry_on_startup": True,
+        # Retry a publish whose connection dropped, a bounded number of times.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        # Report STARTED, so a running job is told apart from a waiting one.
+        "task_track_started": True,
+        # On losing the broker connection, stop unacked jobs rather than let them run twice.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # One clock for schedules and ETAs across machines.
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def _broker_url(settings: Settings) -> str:
+    if settings.queue_backend == "redis" and settings.redis_url:
+        return settings.redis_url
+    raise ConfigError(
+        f"celeryconfig: QUEUE_BACKEND={settings.queue_backend!r} has no broker in this release; "
+        "set REDIS_URL=redis://host:6379/0 (and QUEUE_BACKEND=redis or leave it unset)."
+    )
+
+
+@functools.cache
+def _settings() -> dict[str, Any]:
+    return build()
+
+
+def __getattr__(name: str) -> Any:
+    values = _settings()
+    if name in values:
+        return values[name]
+    raise AttributeError(name)
+
+
+def __dir__() -> list[str]:
+    # Celery lists a config module's keys with dir(): offer only the settings.
+    return sorted(_settings())

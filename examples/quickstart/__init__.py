@@ -1,0 +1,1 @@
+"""The quickstart: run ``python -m examples.quickstart`` (see __main__.py)."""
