@@ -19,6 +19,7 @@ import functools
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,12 +65,19 @@ class RedisBackend(QueueBackend):
                 "is not Redis. Call app.config_from_object('celeryconfig') (it sets the broker "
                 "from REDIS_URL) or set broker_url to the same Redis as REDIS_URL."
             )
+        self._prefix = ""
+        self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
+        self._reset_after_fork()
+        # Celery's prefork pool forks while the promoter thread may hold the lock
+        # or a connection: a child starts with fresh ones instead of inheriting them.
+        reset = weakref.WeakMethod(self._reset_after_fork)
+        os.register_at_fork(after_in_child=lambda: (m := reset()) and m())
+
+    def _reset_after_fork(self) -> None:
         self._state = _ProcessState()
         self._client_lock = threading.Lock()
         self._client: redis.Redis | None = None
         self._client_pid = -1
-        self._prefix = ""
-        self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
 
     # -- connections ------------------------------------------------------------
 

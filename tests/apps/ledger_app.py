@@ -1,0 +1,52 @@
+"""A Celery app for integration tests: handlers write what ran into a Redis ledger.
+
+Workers are started as real processes with ``celery -A tests.apps.ledger_app worker``;
+REDIS_URL (and any bridge variable) comes from the environment the test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from bridge import Bridge
+
+app = Celery("ledger")
+app.config_from_object("celeryconfig")
+bridge = Bridge(app)
+
+LEDGER = "test:ledger"
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    return _client
+
+
+def server_ms() -> int:
+    seconds, micros = client().time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@app.task(name="ledger.record", bind=True)
+def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -> dict[str, Any]:
+    """Write one ledger line per run: id, key, worker and the server time it ran."""
+    started = server_ms()
+    if sleep_s:
+        time.sleep(sleep_s)
+    line = {"id": self.request.id, "key": key, "worker": self.request.hostname, "at_ms": started, "data": data}
+    client().rpush(LEDGER, json.dumps(line))
+    return {"ran": self.request.id, "key": key}
+
+
+@signals.worker_ready.connect
+def _announce_ready(sender: Any = None, **_: Any) -> None:
+    client().set(f"test:ready:{sender.hostname}", os.getpid())

@@ -1,0 +1,193 @@
+"""Shared fixtures: a real Redis (flushed around each test) and real celery workers.
+
+A missing service fails the run under CI=true and is skipped, loudly, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+import celeryconfig
+from bridge import Bridge, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _service_missing(what: str) -> None:
+    message = f"{what} is not reachable; start it (see .ci/run) or set BRIDGE_TEST_REDIS_URL"
+    if IN_CI:
+        pytest.fail(f"CI: {message}", pytrace=False)
+    print(f"\n*** SKIPPING: {message} ***", file=sys.stderr)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        _service_missing(f"Redis at {TEST_REDIS_URL}")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def redis_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": url,
+        "queue_backend": "redis",
+        "jobs_backend": "redis",
+        "lock_backend": "redis",
+        "promote_interval_ms": 100,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_bridge(redis_client: redis.Redis, redis_url: str) -> Iterator[Callable[..., Bridge]]:
+    """Build a producer-side app + Bridge like a user would (no environment needed)."""
+    made: list[Bridge] = []
+
+    def make(conf: dict[str, Any] | None = None, **overrides: Any) -> Bridge:
+        settings = redis_settings(redis_url, **overrides)
+        app = Celery(f"producer-{uuid.uuid4().hex[:6]}")
+        app.config_from_object(celeryconfig.build(settings))
+        app.conf.update(conf or {})
+        made.append(Bridge(app, settings=settings))
+        return made[-1]
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``celery worker`` process group."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    client: redis.Redis
+    hostname: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hostname = f"{self.name}@bridge-test"
+
+    def wait_ready(self, timeout: float = 45) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.client.exists(f"test:ready:{self.hostname}"):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"worker {self.hostname} not ready:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def kill9(self) -> None:
+        """kill -9 the worker and its pool processes, as a crash would."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=redis_url,
+        QUEUE_BACKEND="redis",
+        JOBS_PROMOTE_INTERVAL_MS="100",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def start_worker(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``celery -A tests.apps.ledger_app worker`` processes; all are stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(
+        name: str = "w1", concurrency: int = 1, queues: str | None = None, wait: bool = True, **env: str
+    ) -> WorkerProcess:
+        log = tmp_path / f"{name}.log"
+        args = [
+            sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", "worker",
+            "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
+        ]
+        if queues:
+            args += ["-Q", queues]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                args, cwd=ROOT, env=worker_env(redis_url, **env), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = WorkerProcess(name, proc, log, redis_client)
+        workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def read_ledger(client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in client.lrange("test:ledger", 0, -1)]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def server_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
