@@ -26,22 +26,22 @@ from bridge.job import Job
 from bridge.settings import Settings
 
 __all__ = [
-    "Bridge",
-    "Settings",
-    "Job",
-    "BridgeError",
-    "ConfigError",
-    "InvalidInput",
-    "InvalidPayload",
-    "InvalidJob",
-    "InvalidSchedule",
-    "DelayTooLong",
-    "CancelNotSupported",
-    "LockError",
-    "LockNotAcquired",
-    "LockLost",
     "BackendError",
     "BackendUnavailable",
+    "Bridge",
+    "BridgeError",
+    "CancelNotSupported",
+    "ConfigError",
+    "DelayTooLong",
+    "InvalidInput",
+    "InvalidJob",
+    "InvalidPayload",
+    "InvalidSchedule",
+    "Job",
+    "LockError",
+    "LockLost",
+    "LockNotAcquired",
+    "Settings",
 ]
 
 __version__ = "0.1.0"

@@ -49,7 +49,9 @@ class Bridge:
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
 
-    def _release_on_finish(self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any) -> None:
+    def _release_on_finish(
+        self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any
+    ) -> None:
         # A retry is not the end of the job: its key must keep deduping until it is done.
         if task_id and getattr(sender, "app", None) is self.app and state in states.READY_STATES:
             self.backend.release_guard(task_id)

@@ -10,19 +10,19 @@ from __future__ import annotations
 from bridge.redact import redact
 
 __all__ = [
-    "BridgeError",
-    "ConfigError",
-    "InvalidInput",
-    "InvalidPayload",
-    "InvalidJob",
-    "InvalidSchedule",
-    "DelayTooLong",
-    "CancelNotSupported",
-    "LockError",
-    "LockNotAcquired",
-    "LockLost",
     "BackendError",
     "BackendUnavailable",
+    "BridgeError",
+    "CancelNotSupported",
+    "ConfigError",
+    "DelayTooLong",
+    "InvalidInput",
+    "InvalidJob",
+    "InvalidPayload",
+    "InvalidSchedule",
+    "LockError",
+    "LockLost",
+    "LockNotAcquired",
     "backend_unavailable",
 ]
 

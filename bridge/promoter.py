@@ -70,7 +70,7 @@ class Promoter:
 def install_promoter(app: Celery, backend: QueueBackend, interval_s: float) -> None:
     """Run a promoter in every worker and beat of ``app``."""
 
-    class BridgePromoter(bootsteps.StartStopStep):
+    class BridgePromoter(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
         """Worker bootstep: the promoter lives as long as the worker's main process."""
 
         label = "bridge promoter"

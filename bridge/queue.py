@@ -9,7 +9,14 @@ from bridge.backends.base import QueueBackend
 from bridge.errors import InvalidInput, InvalidJob
 from bridge.ids import job_id_for
 from bridge.job import Job, JobRequest
-from bridge.validation import check_delay_ms, check_key, check_name, check_payload, check_priority, check_queue
+from bridge.validation import (
+    check_delay_ms,
+    check_key,
+    check_name,
+    check_payload,
+    check_priority,
+    check_queue,
+)
 
 __all__ = ["JobQueue", "make_request"]
 
@@ -78,7 +85,9 @@ class JobQueue:
         )
         return self._backend.enqueue([request])[0]
 
-    def add_bulk(self, jobs: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> list[Job]:
+    def add_bulk(
+        self, jobs: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[Job]:
         """Add many jobs in one round trip where the backend allows.
 
         Each item is ``(name, data)`` or ``(name, data, options)`` where options are
@@ -89,10 +98,8 @@ class JobQueue:
         requests = []
         for index, item in enumerate(jobs):
             if not isinstance(item, tuple) or len(item) not in (2, 3):
-                raise InvalidJob(
-                    f"jobs[{index}]", "each item must be (name, data) or (name, data, options)."
-                )
-            options: Mapping[str, Any] = item[2] if len(item) == 3 else {}  # type: ignore[misc]
+                raise InvalidJob(f"jobs[{index}]", "each item must be (name, data) or (name, data, options).")
+            options: Mapping[str, Any] = item[2] if len(item) == 3 else {}
             unknown = set(options) - {"idempotency_key", "delay_ms", "queue", "priority"}
             if unknown:
                 raise InvalidJob(f"jobs[{index}]", f"unknown options {sorted(unknown)}.")

@@ -37,7 +37,7 @@ from pathlib import Path
 from bridge.errors import ConfigError
 from bridge.redact import redact
 
-__all__ = ["Settings", "BACKEND_ALIASES", "REDIS_SCHEMES"]
+__all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings"]
 
 #: Accepted backend names and what they resolve to (``bullmq`` is the seed's word for redis).
 BACKEND_ALIASES: Mapping[str, str] = {
@@ -164,8 +164,7 @@ class Settings:
             bridge_home=Path(get("BRIDGE_HOME") or ".bridge"),
             dedupe_ttl_sec=_int("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC")) or 86_400,
             dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
-            promote_interval_ms=_int("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"))
-            or 200,
+            promote_interval_ms=_int("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS")) or 200,
         )
 
 
@@ -174,9 +173,7 @@ def _backend(name: str, value: str | None) -> str | None:
         return None
     resolved = BACKEND_ALIASES.get(value.lower())
     if resolved is None:
-        raise ConfigError(
-            f"{name}={value!r} is not a known backend; accepted: {', '.join(BACKEND_ALIASES)}."
-        )
+        raise ConfigError(f"{name}={value!r} is not a known backend; accepted: {', '.join(BACKEND_ALIASES)}.")
     return resolved
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bridge.errors import InvalidJob, InvalidPayload
 
-__all__ = ["check_name", "check_payload", "check_key", "check_delay_ms", "check_priority", "check_queue"]
+__all__ = ["check_delay_ms", "check_key", "check_name", "check_payload", "check_priority", "check_queue"]
 
 MAX_KEY_LENGTH = 512
 MAX_NAME_LENGTH = 512
@@ -55,7 +55,9 @@ def check_payload(data: object) -> dict[str, Any]:
         encoded = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(
-            "data", f"job data must be JSON-serialisable ({exc}); send plain str/int/float/bool/None, lists and dicts."
+            "data",
+            f"job data must be JSON-serialisable ({exc}); "
+            "send plain str/int/float/bool/None, lists and dicts.",
         ) from None
     if json.loads(encoded) != data:
         raise InvalidPayload(

@@ -5,6 +5,7 @@ A missing service fails the run under CI=true and is skipped, loudly, elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,10 +122,8 @@ class WorkerProcess:
 
     def kill9(self) -> None:
         """kill -9 the worker and its pool processes, as a crash would."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
 
@@ -153,15 +152,32 @@ def start_worker(
     ) -> WorkerProcess:
         log = tmp_path / f"{name}.log"
         args = [
-            sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", "worker",
-            "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.apps.ledger_app",
+            "worker",
+            "-n",
+            f"{name}@bridge-test",
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
         ]
         if queues:
             args += ["-Q", queues]
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                args, cwd=ROOT, env=worker_env(redis_url, **env), stdout=out, stderr=subprocess.STDOUT,
+                args,
+                cwd=ROOT,
+                env=worker_env(redis_url, **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         worker = WorkerProcess(name, proc, log, redis_client)

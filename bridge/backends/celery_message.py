@@ -29,14 +29,14 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.utils.saferepr import saferepr
-from kombu import Producer
+from kombu.messaging import Producer
 from kombu.transport.redis import PrefixedStrictRedis
 from kombu.utils.json import dumps as kombu_dumps
 from kombu.utils.json import loads as kombu_loads
 
 from bridge.errors import BackendError, InvalidJob
 
-__all__ = ["Envelope", "CeleryMessageBuilder"]
+__all__ = ["CeleryMessageBuilder", "Envelope"]
 
 # Commands kombu's redis transport emits for a publish; the Lua scripts accept no others.
 ALLOWED_COMMANDS = frozenset({"lpush", "pexpire", "publish"})
@@ -74,7 +74,7 @@ class _CommandSink:
         self.commands: list[tuple[str, Any, Any]] = []
 
     def add(self, name: str, *args: Any) -> None:
-        self.commands.append((name, *args))  # type: ignore[arg-type]
+        self.commands.append((name, *args))
 
 
 class _CapturingBatch:
@@ -229,7 +229,9 @@ class CeleryMessageBuilder:
             content_encoding=message["content-encoding"],
             body_tail=body[len(_EMPTY_BODY_HEAD) :],
             body_encoding=body_encoding,
-            commands=tuple((c, self.prefix + str(k) if c.upper() in _PREFIXED else str(k), v) for c, k, v in commands),
+            commands=tuple(
+                (c, self.prefix + str(k) if c.upper() in _PREFIXED else str(k), v) for c, k, v in commands
+            ),
             payload=payload,
             queue=self._queue_of(commands, info),
             exchange=info["exchange"],
@@ -300,4 +302,3 @@ def send_after_publish(envelope: Envelope) -> None:
         exchange=envelope.exchange,
         routing_key=envelope.routing_key,
     )
-

@@ -117,9 +117,7 @@ class RedisBackend(QueueBackend):
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         try:
             builder = self._builder()
-            envelopes = [
-                builder.build(r.job_id, r.name, r.data, r.queue, r.priority) for r in requests
-            ]
+            envelopes = [builder.build(r.job_id, r.name, r.data, r.queue, r.priority) for r in requests]
             calls = [self._add_call(r, e) for r, e in zip(requests, envelopes, strict=True)]
             replies = self._run_adds(calls)
         except (RedisError, KombuError, OSError) as exc:
@@ -138,13 +136,13 @@ class RedisBackend(QueueBackend):
                     )
                 )
             else:
-                standing = detail.decode() if isinstance(detail, bytes) else str(detail)
+                standing = _text(detail)
                 jobs.append(Job(id=envelope.job_id, name=request.name, queue=standing, deduplicated=True))
         return jobs
 
     def promote_due(self) -> float | None:
         try:
-            moved, next_ms = self._script(
+            _moved, next_ms = self._script(
                 PROMOTE,
                 [self.key("delayed-queues"), self.key("delayed-jobs")],
                 [self.key("delayed", ""), PROMOTE_BATCH],
@@ -158,7 +156,7 @@ class RedisBackend(QueueBackend):
     def cancel_delayed(self, job_id: str) -> bool:
         try:
             queue = self.client.get(self.key("guard", job_id))
-            queues = [queue.decode()] if queue else self._delayed_queues()
+            queues = [_text(queue)] if queue else self._delayed_queues()
             for name in queues:
                 keys = [self.key("guard", job_id), self.key("delayed", name), self.key("delayed-jobs")]
                 if self._script(CANCEL_DELAYED, keys, [job_id]):
@@ -192,7 +190,7 @@ class RedisBackend(QueueBackend):
     # -- internals --------------------------------------------------------------
 
     def _delayed_queues(self) -> list[str]:
-        return [q.decode() for q in self.client.smembers(self.key("delayed-queues"))]
+        return [_text(q) for q in self.client.smembers(self.key("delayed-queues"))]
 
     def _add_call(self, request: JobRequest, envelope: Envelope) -> tuple[list[str], list[Any]]:
         ttl = self._guard_ttl_ms if request.idempotency_key is not None else 0
@@ -241,6 +239,10 @@ class RedisBackend(QueueBackend):
             # EVALSHA that failed with NOSCRIPT ran nothing, so this cannot double-send.
             self.client.script_load(script)
             return self.client.evalsha(sha, len(keys), *keys, *args)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.cache

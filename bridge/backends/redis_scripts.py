@@ -19,7 +19,7 @@ skewed clocks agree on when a job is due.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "PROMOTE", "CANCEL_DELAYED"]
+__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE"]
 
 # Runs kombu's publish commands (triples from ARGV[first]); only the three
 # commands kombu's redis transport emits are accepted.

@@ -5,12 +5,14 @@ Run a worker for it with::
     celery -A examples.quickstart.app worker --loglevel=INFO
 
 Handlers append to a ledger list in Redis so the quickstart can show that each
-job ran exactly once.
+job ran exactly once, and when.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 import redis
 from celery import Celery
@@ -24,22 +26,30 @@ app = Celery("quickstart")
 app.config_from_object("celeryconfig")
 bridge = Bridge(app)
 
-LEDGER = "quickstart:ledger"
+LEDGER = "quickstart:runs"
 
 
-def _record(line: str) -> None:
-    redis.Redis.from_url(os.environ["REDIS_URL"]).rpush(LEDGER, line)
+def ledger() -> redis.Redis:
+    """The Redis holding the ledger (the same server as the jobs)."""
+    return redis.Redis.from_url(os.environ["REDIS_URL"])
+
+
+def _record(task: Any, what: str, run: str) -> None:
+    seconds, micros = ledger().time()
+    line = {"run": run, "id": task.request.id, "what": what, "at_ms": seconds * 1000 + micros // 1000}
+    with ledger().pipeline() as pipe:
+        pipe.rpush(LEDGER, json.dumps(line)).expire(LEDGER, 86_400).execute()
 
 
 @app.task(name="emails.send", bind=True)
-def send_email(self, to: str, subject: str, run: str) -> str:  # type: ignore[no-untyped-def]
+def send_email(self: Any, to: str, subject: str, run: str) -> str:
     """Pretend to send an email."""
-    _record(f"{run} {self.request.id} emails.send to={to} subject={subject}")
+    _record(self, f"emails.send to={to} subject={subject!r}", run)
     return f"sent to {to}"
 
 
 @app.task(name="reports.build", bind=True)
-def build_report(self, kind: str, run: str) -> str:  # type: ignore[no-untyped-def]
+def build_report(self: Any, kind: str, run: str) -> str:
     """Pretend to build a report."""
-    _record(f"{run} {self.request.id} reports.build kind={kind}")
+    _record(self, f"reports.build kind={kind}", run)
     return f"{kind} report"

@@ -42,7 +42,13 @@ def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -
     started = server_ms()
     if sleep_s:
         time.sleep(sleep_s)
-    line = {"id": self.request.id, "key": key, "worker": self.request.hostname, "at_ms": started, "data": data}
+    line = {
+        "id": self.request.id,
+        "key": key,
+        "worker": self.request.hostname,
+        "at_ms": started,
+        "data": data,
+    }
     client().rpush(LEDGER, json.dumps(line))
     return {"ran": self.request.id, "key": key}
 

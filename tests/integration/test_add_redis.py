@@ -50,7 +50,8 @@ def test_duplicate_add_sends_nothing_and_returns_the_standing_job(make_bridge, r
     first = bridge.queue.add("emails.send", {"to": "a"}, idempotency_key="k1")
     second = bridge.queue.add("emails.send", {"to": "changed"}, idempotency_key="k1", queue="other")
 
-    assert second.deduplicated and not first.deduplicated
+    assert second.deduplicated
+    assert not first.deduplicated
     assert (second.id, second.queue) == (first.id, "celery")
     assert redis_client.llen("celery") == 1
     assert redis_client.llen("other") == 0
@@ -150,7 +151,8 @@ def test_delayed_job_waits_in_redis_then_is_promoted(make_bridge, redis_client):
     assert redis_client.llen("celery") == 0
     assert bridge.backend.delayed_count("celery") == 1  # type: ignore[attr-defined]
     next_due = bridge.backend.promote_due()
-    assert next_due is not None and 0 < next_due <= 0.4
+    assert next_due is not None
+    assert 0 < next_due <= 0.4
     assert redis_client.llen("celery") == 0
 
     time.sleep(0.5)
@@ -225,7 +227,9 @@ def test_racing_threads_send_one_job_per_key(make_bridge, redis_client):
 
     def add() -> None:
         for i in range(50):
-            results.append(bridge.queue.add("emails.send", {"i": i}, idempotency_key=f"race-{i}").deduplicated)
+            results.append(
+                bridge.queue.add("emails.send", {"i": i}, idempotency_key=f"race-{i}").deduplicated
+            )
 
     threads = [threading.Thread(target=add) for _ in range(4)]
     for t in threads:
@@ -237,8 +241,10 @@ def test_racing_threads_send_one_job_per_key(make_bridge, redis_client):
 
 
 def test_unreachable_redis_raises_backend_unavailable_without_the_password(make_bridge, redis_client):
-    bridge = make_bridge(conf={"broker_url": "redis://:hunter2secret@127.0.0.1:1/0"},
-                         redis_url="redis://:hunter2secret@127.0.0.1:1/0")
+    bridge = make_bridge(
+        conf={"broker_url": "redis://:hunter2secret@127.0.0.1:1/0"},
+        redis_url="redis://:hunter2secret@127.0.0.1:1/0",
+    )
     with pytest.raises(BackendUnavailable) as excinfo:
         bridge.queue.add("emails.send", {}, idempotency_key="down")
     assert "hunter2secret" not in str(excinfo.value)

@@ -13,7 +13,9 @@ from tests.conftest import read_ledger, redis_settings, server_ms, wait_for
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
 
-def _producer(redis_url: str, start: int, count: int, distinct: int, barrier: multiprocessing.Barrier) -> None:
+def _producer(
+    redis_url: str, start: int, count: int, distinct: int, barrier: multiprocessing.Barrier
+) -> None:
     """One producer process: its own app and bridge, as a separate service would have."""
     from celery import Celery
 
@@ -65,7 +67,8 @@ def test_delayed_job_runs_after_its_delay_and_not_before(start_worker, make_brid
     [line] = read_ledger(redis_client)
     assert line["id"] == job.id
     assert line["at_ms"] >= added_at + 1500
-    assert job.due_ms is not None and line["at_ms"] >= job.due_ms
+    assert job.due_ms is not None
+    assert line["at_ms"] >= job.due_ms
 
 
 def test_delayed_job_survives_kill9_of_every_worker(start_worker, make_bridge, redis_client):

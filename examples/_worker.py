@@ -1,0 +1,40 @@
+"""Shared by the examples: run a real ``celery worker`` for the length of a ``with`` block."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def celery_worker(
+    app_module: str, concurrency: int = 2, queues: str = ""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery -A app_module worker`` and stop it (warm shutdown) on exit."""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app_module,
+            "worker",
+            "--loglevel=WARNING",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            *([f"--queues={queues}"] if queues else []),
+        ],
+        stdout=subprocess.DEVNULL,  # the banner; warnings and errors still reach stderr
+    )
+    try:
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()

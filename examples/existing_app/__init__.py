@@ -1,0 +1,1 @@
+"""A typical existing Celery project adopting the bridge: see celery_app.py."""
