@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 __all__ = ["job_id_for"]
@@ -20,6 +21,5 @@ def job_id_for(name: str, idempotency_key: str | None) -> str:
     """
     if idempotency_key is None:
         return str(uuid.uuid4())
-    # The unit separator cannot appear in a validated task name, so ("a", "b:c")
-    # and ("a:b", "c") never collide.
-    return str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{idempotency_key}"))
+    # A JSON pair is unambiguous: ("a", "b:c") and ("a:b", "c") never collide.
+    return str(uuid.uuid5(_NAMESPACE, json.dumps([name, idempotency_key])))

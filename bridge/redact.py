@@ -8,7 +8,8 @@ from collections.abc import Iterable
 __all__ = ["redact"]
 
 # scheme://user:password@host -> scheme://user:***@host ; scheme://:password@host too.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@\s/]+)@")
+# The password runs to the last '@' before the path, as URL parsers read it ("p@ss").
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^\s/]+)@")
 # ?password=...&  or  &secret=...  in query strings.
 _QUERY_SECRET = re.compile(r"(?i)(?P<k>[?&](?:password|secret|token|aws_secret_access_key)=)[^&\s]+")
 

@@ -158,13 +158,13 @@ class Settings:
             sqs_fifo=_bool("SQS_FIFO", get("SQS_FIFO")),
             sqs_message_group_id=get("SQS_MESSAGE_GROUP_ID"),
             sqs_concurrency=_int("SQS_CONCURRENCY", get("SQS_CONCURRENCY")),
-            sqs_heartbeat_sec=_int("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC")) or 30,
-            sqs_extend_by_sec=_int("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC")) or 120,
+            sqs_heartbeat_sec=_int_or("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC"), 30),
+            sqs_extend_by_sec=_int_or("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC"), 120),
             lock_backend=lock_backend.lower(),
             bridge_home=Path(get("BRIDGE_HOME") or ".bridge"),
-            dedupe_ttl_sec=_int("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC")) or 86_400,
+            dedupe_ttl_sec=_int_or("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC"), 86_400),
             dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
-            promote_interval_ms=_int("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS")) or 200,
+            promote_interval_ms=_int_or("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"), 200),
         )
 
 
@@ -192,6 +192,12 @@ def _int(name: str, value: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not an integer; use a whole number such as 30.") from None
+
+
+def _int_or(name: str, value: str | None, default: int) -> int:
+    parsed = _int(name, value)
+    # An explicit 0 is validated (and refused), never swapped for the default.
+    return default if parsed is None else parsed
 
 
 def _check_positive(name: str, value: int) -> None:

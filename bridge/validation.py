@@ -19,7 +19,7 @@ def check_name(name: object) -> str:
     """Return the task name, or raise InvalidJob if it is empty or not a string."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidJob("name", f"the task name must be a non-empty string, got {name!r}.")
-    if len(name) > MAX_NAME_LENGTH or any(c in name for c in "\x00\x1f\r\n"):
+    if len(name) > MAX_NAME_LENGTH or any(c < " " or c == "\x7f" for c in name):
         raise InvalidJob(
             "name",
             f"the task name must be at most {MAX_NAME_LENGTH} characters with no control "
