@@ -161,7 +161,8 @@ class Settings:
             sqs_heartbeat_sec=_int_or("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC"), 30),
             sqs_extend_by_sec=_int_or("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC"), 120),
             lock_backend=lock_backend.lower(),
-            bridge_home=Path(get("BRIDGE_HOME") or ".bridge"),
+            # Absolute now, so a worker started from another folder finds the same server.
+            bridge_home=Path(get("BRIDGE_HOME") or ".bridge").expanduser().absolute(),
             dedupe_ttl_sec=_int_or("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC"), 86_400),
             dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
             promote_interval_ms=_int_or("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"), 200),

@@ -69,6 +69,13 @@ def build(settings: Settings | None = None) -> dict[str, Any]:
 def _broker_url(settings: Settings) -> str:
     if settings.queue_backend == "redis" and settings.redis_url:
         return settings.redis_url
+    if settings.queue_backend == "embedded":
+        from bridge.embedded import EmbeddedServer
+
+        # Started on demand: the first process of the app to load its config starts it.
+        server = EmbeddedServer(settings.bridge_home)
+        server.ensure_running()
+        return server.broker_url
     raise ConfigError(
         f"celeryconfig: QUEUE_BACKEND={settings.queue_backend!r} has no broker in this release; "
         "set REDIS_URL=redis://host:6379/0 (and QUEUE_BACKEND=redis or leave it unset)."

@@ -1,6 +1,9 @@
-"""Shared fixtures: a real Redis (flushed around each test) and real celery workers.
+"""Shared fixtures: a real server (flushed around each test) and real celery workers.
 
-A missing service fails the run under CI=true and is skipped, loudly, elsewhere.
+The server is the system Redis by default; a test parametrised with
+``@pytest.mark.parametrize("backend_kind", BACKENDS, indirect=True)`` runs once
+against the system Redis and once against the embedded Valkey server. A missing
+service fails the run under CI=true and is skipped, loudly, elsewhere.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,43 +43,96 @@ def _service_missing(what: str) -> None:
     pytest.skip(message)
 
 
+BACKENDS = ["redis", "embedded"]
+
+
+@dataclass(frozen=True)
+class Server:
+    """The server a test runs against, and how a process is pointed at it."""
+
+    kind: str
+    url: str  # redis-py URL
+    home: Path | None = None  # BRIDGE_HOME of the embedded server
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {"promote_interval_ms": 100}
+        if self.kind == "embedded":
+            values.update(queue_backend="embedded", jobs_backend="embedded", lock_backend="embedded")
+            values["bridge_home"] = self.home
+        else:
+            values.update(queue_backend="redis", jobs_backend="redis", lock_backend="redis")
+            values["redis_url"] = self.url
+        values.update(overrides)
+        return Settings(**values)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a worker, beat or example process using this server."""
+        env = dict(os.environ)
+        for name in ("REDIS_URL", "QUEUE_BACKEND", "JOBS_BACKEND", "LOCK_BACKEND", "BRIDGE_HOME"):
+            env.pop(name, None)
+        if self.kind == "embedded":
+            env.update(QUEUE_BACKEND="embedded", BRIDGE_HOME=str(self.home))
+        else:
+            env.update(REDIS_URL=self.url, QUEUE_BACKEND="redis")
+        env.update(JOBS_PROMOTE_INTERVAL_MS="100", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        env.update(extra)
+        return env
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def system_redis() -> Server:
     try:
         redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError:
         _service_missing(f"Redis at {TEST_REDIS_URL}")
-    return TEST_REDIS_URL
+    return Server("redis", TEST_REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def embedded_server() -> Iterator[Server]:
+    """One embedded server for the session, in a short /tmp folder (unix socket paths are short)."""
+    from bridge.embedded import EmbeddedServer
+
+    home = Path(tempfile.mkdtemp(prefix="bt-"))
+    server = EmbeddedServer(home)
+    server.ensure_running()
+    yield Server("embedded", server.url, home)
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def server(backend_kind: str, request: pytest.FixtureRequest) -> Server:
+    fixture = "embedded_server" if backend_kind == "embedded" else "system_redis"
+    return request.getfixturevalue(fixture)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def redis_url(server: Server) -> str:
+    return server.url
+
+
+@pytest.fixture
+def redis_client(server: Server) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server.url)
     client.flushdb()
     yield client
     client.flushdb()
     client.close()
 
 
-def redis_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "redis_url": url,
-        "queue_backend": "redis",
-        "jobs_backend": "redis",
-        "lock_backend": "redis",
-        "promote_interval_ms": 100,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
-def make_bridge(redis_client: redis.Redis, redis_url: str) -> Iterator[Callable[..., Bridge]]:
+def make_bridge(redis_client: redis.Redis, server: Server) -> Iterator[Callable[..., Bridge]]:
     """Build a producer-side app + Bridge like a user would (no environment needed)."""
     made: list[Bridge] = []
 
     def make(conf: dict[str, Any] | None = None, **overrides: Any) -> Bridge:
-        settings = redis_settings(redis_url, **overrides)
+        settings = server.settings(**overrides)
         app = Celery(f"producer-{uuid.uuid4().hex[:6]}")
         app.config_from_object(celeryconfig.build(settings))
         app.conf.update(conf or {})
@@ -102,8 +160,9 @@ class WorkerProcess:
     def wait_ready(self, timeout: float = 45) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.client.exists(f"test:ready:{self.hostname}"):
-                return
+            with contextlib.suppress(redis.ConnectionError):  # the worker may be (re)starting it
+                if self.client.exists(f"test:ready:{self.hostname}"):
+                    return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
@@ -127,22 +186,9 @@ class WorkerProcess:
         self.proc.wait(10)
 
 
-def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=redis_url,
-        QUEUE_BACKEND="redis",
-        JOBS_PROMOTE_INTERVAL_MS="100",
-        PYTHONPATH=str(ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def start_worker(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+    redis_client: redis.Redis, server: Server, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``celery -A tests.apps.ledger_app worker`` processes; all are stopped after the test."""
     workers: list[WorkerProcess] = []
@@ -175,7 +221,7 @@ def start_worker(
             proc = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=worker_env(redis_url, **env),
+                env=server.env(**env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -18,11 +18,11 @@ __all__ = ["BACKENDS", "resolve_backend"]
 
 BACKENDS: dict[str, str] = {
     "redis": "bridge.backends.redis:RedisBackend",
+    "embedded": "bridge.backends.embedded:EmbeddedBackend",
 }
 
 # Named in the contract, built by later releases; asking for one says so plainly.
 _NOT_YET = {
-    "embedded": "the embedded Valkey server is not available yet; set REDIS_URL=redis://host:6379/0",
     "sqs": "the SQS backend is not available yet; use QUEUE_BACKEND=redis with REDIS_URL",
 }
 

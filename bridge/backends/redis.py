@@ -59,7 +59,7 @@ class RedisBackend(QueueBackend):
         self.settings = settings
         self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
         scheme = self.url.split("://", 1)[0].lower()
-        if scheme not in ("redis", "rediss", "unix", "socket"):
+        if scheme not in ("redis", "rediss", "unix", "socket", "redis+socket"):
             raise ConfigError(
                 f"the redis backend writes into the Celery broker, but broker_url={redact(self.url)!r} "
                 "is not Redis. Call app.config_from_object('celeryconfig') (it sets the broker "

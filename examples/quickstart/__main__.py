@@ -5,7 +5,8 @@ the bridge (duplicates, a bulk add and one delayed job), waits for them, prints
 what ran and when, and checks that each job ran exactly once and the delayed one
 not before its delay. Exit status 0 means all of that held; 1 means it did not.
 
-Needs a Redis at REDIS_URL (default redis://127.0.0.1:6379/0).
+Needs no server: with REDIS_URL unset it runs on the embedded Valkey server
+(state in ./.bridge). With REDIS_URL set it uses that Redis.
 """
 
 from __future__ import annotations

@@ -11,16 +11,12 @@ job ran exactly once, and when.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import redis
 from celery import Celery
 
 from bridge import Bridge
-
-# The quickstart runs against a local Redis unless told otherwise.
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 app = Celery("quickstart")
 app.config_from_object("celeryconfig")
@@ -30,8 +26,8 @@ LEDGER = "quickstart:runs"
 
 
 def ledger() -> redis.Redis:
-    """The Redis holding the ledger (the same server as the jobs)."""
-    return redis.Redis.from_url(os.environ["REDIS_URL"])
+    """The server holding the ledger: the same one as the jobs (embedded, or REDIS_URL)."""
+    return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
 
 
 def _record(task: Any, what: str, run: str) -> None:

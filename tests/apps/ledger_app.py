@@ -21,14 +21,11 @@ app.config_from_object("celeryconfig")
 bridge = Bridge(app)
 
 LEDGER = "test:ledger"
-_client: redis.Redis | None = None
 
 
 def client() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _client
+    """The server under test (system Redis or the embedded one): the app's own."""
+    return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
 
 
 def server_ms() -> int:

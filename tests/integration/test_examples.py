@@ -8,32 +8,33 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import BACKENDS, ROOT
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
 
-def run_example(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_example(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", module],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
     )
 
 
-def test_quickstart_runs_every_job_exactly_once(redis_client, redis_url):
-    done = run_example("examples.quickstart", REDIS_URL=redis_url)
+@pytest.mark.parametrize("backend_kind", BACKENDS, indirect=True)
+def test_quickstart_runs_every_job_exactly_once(redis_client, server):
+    """As the README runs it: with nothing set (embedded), and with REDIS_URL."""
+    env = server.env()
+    env.pop("QUEUE_BACKEND")  # the README sets no backend: REDIS_URL alone, or nothing at all
+    done = run_example("examples.quickstart", env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: every job ran exactly once" in done.stdout
     assert done.stdout.count("duplicate: nothing sent") == 2
     assert "reports.build kind=sales" in done.stdout
 
 
-def test_existing_app_adopts_the_bridge_without_other_changes(redis_client, redis_url):
-    done = run_example("examples.existing_app", SHOP_BROKER_URL=redis_url)
+def test_existing_app_adopts_the_bridge_without_other_changes(redis_client, server):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHOP_BROKER_URL": server.url}
+    env.pop("REDIS_URL", None)
+    done = run_example("examples.existing_app", env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "deduplicated=True" in done.stdout
     assert "queue=emails" in done.stdout

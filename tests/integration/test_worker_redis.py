@@ -8,13 +8,15 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import read_ledger, redis_settings, server_ms, wait_for
+from bridge import Settings
+from tests.conftest import BACKENDS, read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
+both_backends = pytest.mark.parametrize("backend_kind", BACKENDS, indirect=True)
 
 
 def _producer(
-    redis_url: str, start: int, count: int, distinct: int, barrier: multiprocessing.Barrier
+    settings: Settings, start: int, count: int, distinct: int, barrier: multiprocessing.Barrier
 ) -> None:
     """One producer process: its own app and bridge, as a separate service would have."""
     from celery import Celery
@@ -22,7 +24,6 @@ def _producer(
     import celeryconfig
     from bridge import Bridge
 
-    settings = redis_settings(redis_url)
     app = Celery("producer")
     app.config_from_object(celeryconfig.build(settings))
     bridge = Bridge(app, settings=settings)
@@ -33,12 +34,13 @@ def _producer(
     bridge.close()
 
 
-def test_concurrent_producers_dedupe_and_two_workers_share_the_work(start_worker, redis_client, redis_url):
+@both_backends
+def test_concurrent_producers_dedupe_and_two_workers_share_the_work(start_worker, redis_client, server):
     workers = [start_worker("w1", concurrency=2), start_worker("w2", concurrency=2)]
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)
     producers = [
-        ctx.Process(target=_producer, args=(redis_url, p * 250, 250, 500, barrier)) for p in range(4)
+        ctx.Process(target=_producer, args=(server.settings(), p * 250, 250, 500, barrier)) for p in range(4)
     ]
     for p in producers:
         p.start()
@@ -57,6 +59,7 @@ def test_concurrent_producers_dedupe_and_two_workers_share_the_work(start_worker
     assert set(per_worker) == {w.hostname for w in workers}, per_worker
 
 
+@both_backends
 def test_delayed_job_runs_after_its_delay_and_not_before(start_worker, make_bridge, redis_client):
     start_worker("w1")
     bridge = make_bridge()
@@ -71,6 +74,7 @@ def test_delayed_job_runs_after_its_delay_and_not_before(start_worker, make_brid
     assert line["at_ms"] >= job.due_ms
 
 
+@both_backends
 def test_delayed_job_survives_kill9_of_every_worker(start_worker, make_bridge, redis_client):
     first = start_worker("w1", concurrency=2)
     bridge = make_bridge()
