@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery, signals, states
 
+from bridge import registry
 from bridge.backends import resolve_backend
 from bridge.backends.base import QueueBackend
 from bridge.promoter import install_promoter
@@ -16,6 +17,9 @@ from bridge.settings import Settings
 __all__ = ["Bridge"]
 
 logger = logging.getLogger("bridge")
+
+_CELERY_DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
+_BRIDGE_SCHEDULER = "bridge.beat:BridgeScheduler"
 
 
 class Bridge:
@@ -27,11 +31,17 @@ class Bridge:
         app.config_from_object("celeryconfig")
         bridge = Bridge(app)
         bridge.queue.add("emails.send", {"to": "a@b.c"}, idempotency_key="order-42")
+        bridge.jobs.schedule("reports.daily", {}, cron="0 6 * * *", tz="Europe/Berlin")
 
-    Binding registers a promoter of delayed jobs in the app's workers and beat
-    (a bootstep and a ``beat_init`` handler) and, with ``JOBS_DEDUPE_UNTIL=finish``,
-    a ``task_postrun`` handler that frees a job's key when it has finished. It
-    changes nothing else about the app.
+    Binding registers, and changes nothing else about the app:
+
+    * a promoter of delayed jobs in the app's workers and beat (a bootstep and a
+      ``beat_init`` handler);
+    * ``beat_scheduler = bridge.beat:BridgeScheduler`` (celery-redbeat) when the app
+      uses Celery's default scheduler, so a plain ``celery beat`` fires repeats;
+    * ``JOBS_QUEUE_NAME`` in the queues of workers that consume the default queue;
+    * with ``JOBS_DEDUPE_UNTIL=finish``, a ``task_postrun`` handler that frees a
+      job's key when it has finished.
 
     Args:
         app: the Celery app whose tasks are the handlers.
@@ -40,14 +50,62 @@ class Bridge:
     """
 
     def __init__(self, app: Celery, settings: Settings | None = None) -> None:
+        from bridge.jobs import Jobs
+
         self.app = app
         self.settings = settings or Settings.from_env(default_redis_url=_redis_broker_url(app))
-        backend_cls = resolve_backend(self.settings.queue_backend)
-        self.backend: QueueBackend = backend_cls(app, self.settings)  # type: ignore[call-arg]
+        self.backend: QueueBackend = resolve_backend(self.settings.queue_backend)(app, self.settings)  # type: ignore[call-arg]
+        if self.settings.jobs_backend == self.settings.queue_backend:
+            self.jobs_backend = self.backend
+        else:
+            self.jobs_backend = resolve_backend(self.settings.jobs_backend)(app, self.settings)  # type: ignore[call-arg]
         self.queue = JobQueue(self.backend)
-        install_promoter(app, self.backend, self.settings.promote_interval_ms / 1000.0)
+        self.jobs = Jobs(self)
+        registry.register(app, self)
+        interval_s = self.settings.promote_interval_ms / 1000.0
+        for backend in {id(b): b for b in (self.backend, self.jobs_backend)}.values():
+            install_promoter(app, backend, interval_s)
+        self._configure_beat()
+        signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
+
+    def _configure_beat(self) -> None:
+        from bridge.beat import LOCK_TIMEOUT_S, LOOP_INTERVAL_S
+
+        conf = self.app.conf
+        if conf.beat_scheduler in _CELERY_DEFAULT_SCHEDULERS:
+            conf.beat_scheduler = _BRIDGE_SCHEDULER
+        elif conf.beat_scheduler != _BRIDGE_SCHEDULER:
+            logger.warning(
+                "bridge: beat_scheduler is %r, so jobs.schedule repeats will not fire; "
+                "run beat with -S %s", conf.beat_scheduler, _BRIDGE_SCHEDULER,
+            )  # fmt: skip
+        redis_url = getattr(self.jobs_backend, "redis_url", None)
+        if redis_url and not conf.get("redbeat_redis_url"):
+            conf.redbeat_redis_url = redis_url
+        if not conf.get("redbeat_redis_options"):
+            # Explicit, so redbeat does not hand the broker's transport options to redis-py.
+            conf.redbeat_redis_options = {"health_check_interval": 25}
+        if not conf.get("redbeat_key_prefix"):
+            conf.redbeat_key_prefix = "bridge:repeat:"
+        # redbeat's defaults (a 5-minute loop, a 25-minute lock) would fire a repeat
+        # added at run time minutes late and leave no beat for 25 minutes after a crash.
+        if not conf.get("redbeat_lock_timeout"):
+            conf.redbeat_lock_timeout = LOCK_TIMEOUT_S
+        if not conf.beat_max_loop_interval:
+            conf.beat_max_loop_interval = LOOP_INTERVAL_S
+
+    def _consume_jobs_queue(self, sender: Any = None, instance: Any = None, **_: Any) -> None:
+        # Only a general worker (one that consumes the default queue) takes scheduled
+        # jobs too; a worker started with -Q for other queues is left as configured.
+        app: Any = self.app
+        ours = getattr(instance, "app", None) is app
+        if not ours:
+            return
+        queues = app.amqp.queues
+        if app.conf.task_default_queue in queues.consume_from:
+            queues.select_add(self.settings.jobs_queue_name)
 
     def _release_on_finish(
         self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any
@@ -59,6 +117,8 @@ class Bridge:
     def close(self) -> None:
         """Release this process's connections."""
         self.backend.close()
+        if self.jobs_backend is not self.backend:
+            self.jobs_backend.close()
 
 
 def _redis_broker_url(app: Celery) -> str | None:

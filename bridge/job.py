@@ -19,6 +19,10 @@ class JobRequest:
     delay_ms: int = 0
     queue: str | None = None
     priority: int | None = None
+    #: How long the idempotency guard stands (ms); None: the configured dedupe TTL.
+    guard_ttl_ms: int | None = None
+    #: Keep what is needed to withdraw the message until a worker takes it (repeat runs).
+    track: bool = False
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,59 @@ def start_worker(
         worker.stop()
 
 
+BEAT_LOCK = "bridge:repeat::lock"
+
+
+@dataclass
+class BeatProcess:
+    """A real ``celery beat`` process."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def kill9(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def start_beat(
+    redis_client: redis.Redis, server: Server, tmp_path: Path
+) -> Iterator[Callable[..., BeatProcess]]:
+    """Start ``celery -A tests.apps.ledger_app beat`` processes; all are stopped after the test."""
+    beats: list[BeatProcess] = []
+
+    def start(name: str = "beat1", wait_for_lock: bool = True) -> BeatProcess:
+        log = tmp_path / f"{name}.log"
+        args = [sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", "beat", "--loglevel=INFO",
+                "-s", str(tmp_path / f"{name}-schedule")]  # fmt: skip
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                args, cwd=ROOT, env=server.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        beat = BeatProcess(proc, log)
+        beats.append(beat)
+        if wait_for_lock and not wait_for(lambda: bool(redis_client.exists(BEAT_LOCK)), timeout=30):
+            raise AssertionError(f"beat {name} took no lock:\n{beat.tail()}")
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
+
+
 def read_ledger(client: redis.Redis) -> list[dict[str, Any]]:
     return [json.loads(line) for line in client.lrange("test:ledger", 0, -1)]
 

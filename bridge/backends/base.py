@@ -36,6 +36,10 @@ class QueueBackend(ABC):
         """Remove a job that still waits for its delay; True if one was removed."""
 
     @abstractmethod
+    def withdraw(self, job_id: str) -> bool:
+        """Remove a tracked job from its queue if no worker has taken it; True if removed."""
+
+    @abstractmethod
     def release_guard(self, job_id: str) -> None:
         """Free a job's idempotency key (used when dedupe lasts until the job finishes)."""
 

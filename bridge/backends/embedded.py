@@ -31,3 +31,7 @@ class EmbeddedBackend(RedisBackend):
                 f"set, or set broker_url={self.server.broker_url!r}."
             )
         super().__init__(app, settings)
+
+    @property
+    def redis_url(self) -> str:
+        return self.server.url

@@ -30,7 +30,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from bridge.backends.base import QueueBackend
 from bridge.backends.celery_message import CeleryMessageBuilder, Envelope, send_after_publish
-from bridge.backends.redis_scripts import ADD, CANCEL_DELAYED, PROMOTE
+from bridge.backends.redis_scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
 from bridge.errors import ConfigError, backend_unavailable
 from bridge.job import Job, JobRequest
 from bridge.redact import redact
@@ -107,6 +107,11 @@ class RedisBackend(QueueBackend):
                     self._client_pid = os.getpid()
         return self._client
 
+    @property
+    def redis_url(self) -> str:
+        """A redis-py URL of the server (for celery-redbeat, which repeats use)."""
+        return self.url
+
     def key(self, *parts: str) -> str:
         """A bridge key under the broker's global key prefix."""
         self.client  # noqa: B018 - resolves the prefix
@@ -165,6 +170,12 @@ class RedisBackend(QueueBackend):
             raise backend_unavailable("cancelling a delayed job", exc, self.url) from None
         return False
 
+    def withdraw(self, job_id: str) -> bool:
+        try:
+            return bool(self._script(WITHDRAW, [self.key("queued", job_id)], []))
+        except RedisError as exc:
+            raise backend_unavailable("withdrawing a queued job", exc, self.url) from None
+
     def release_guard(self, job_id: str) -> None:
         try:
             self.client.delete(self.key("guard", job_id))
@@ -193,14 +204,18 @@ class RedisBackend(QueueBackend):
         return [_text(q) for q in self.client.smembers(self.key("delayed-queues"))]
 
     def _add_call(self, request: JobRequest, envelope: Envelope) -> tuple[list[str], list[Any]]:
-        ttl = self._guard_ttl_ms if request.idempotency_key is not None else 0
+        ttl = 0
+        if request.idempotency_key is not None:
+            ttl = request.guard_ttl_ms or self._guard_ttl_ms
         keys = [
             self.key("guard", envelope.job_id),
             self.key("delayed", envelope.queue),
             self.key("delayed-jobs"),
             self.key("delayed-queues"),
+            self.key("queued", envelope.job_id),
         ]
-        return keys, [ttl, envelope.queue, request.delay_ms, envelope.job_id, *envelope.commands]
+        track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
+        return keys, [ttl, envelope.queue, request.delay_ms, envelope.job_id, track, *envelope.commands]
 
     def _run_adds(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if len(calls) == 1:

@@ -12,6 +12,8 @@ Key layout, under ``<global_keyprefix>bridge:``:
 * ``delayed:<queue>``     sorted set of delayed job ids, scored by due time (ms)
 * ``delayed-jobs``        hash: job id -> JSON array of the Redis commands to run when due
 * ``delayed-queues``      set of queues that have delayed jobs (what promoters scan)
+* ``queued:<job id>``     for a tracked job (a repeat's run): the commands that queued it,
+                          so it can be withdrawn from its list before a worker takes it
 
 Times come from the server's clock (``TIME``), so producers and workers with
 skewed clocks agree on when a job is due.
@@ -19,7 +21,7 @@ skewed clocks agree on when a job is due.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE"]
+__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
 
 # Runs kombu's publish commands (triples from ARGV[first]); only the three
 # commands kombu's redis transport emits are accepted.
@@ -42,8 +44,9 @@ local function now_ms()
 end
 """
 
-#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-queues set
-#: ARGV: guard ttl ms (0: no key), queue, delay ms, job id, then command triples
+#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-queues set, queued record
+#: ARGV: guard ttl ms (0: no key), queue, delay ms, job id, track ttl ms (0: untracked),
+#:       then command triples
 #: Returns {1, due_ms or 0} when sent, {0, standing queue} for a duplicate.
 ADD = (
     _RUN_COMMANDS
@@ -57,12 +60,16 @@ local delay = tonumber(ARGV[3])
 local due = 0
 if delay > 0 then
   due = now_ms() + delay
-  redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({unpack(ARGV, 5)}))
+  redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({unpack(ARGV, 6)}))
   redis.call('ZADD', KEYS[2], due, ARGV[4])
   redis.call('SADD', KEYS[4], ARGV[2])
 else
-  local err = run_commands(ARGV, 5)
+  local err = run_commands(ARGV, 6)
   if err then return err end
+  local track = tonumber(ARGV[5])
+  if track > 0 then
+    redis.call('SET', KEYS[5], cjson.encode({unpack(ARGV, 6)}), 'PX', track)
+  end
 end
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl + delay)
@@ -117,5 +124,22 @@ CANCEL_DELAYED = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 if removed == 1 then redis.call('DEL', KEYS[1]) end
+return removed
+"""
+
+#: KEYS: queued record of the job
+#: Removes a tracked job's message from its queue if no worker has taken it yet.
+#: Returns the number of messages removed (0 if it was already taken or never tracked).
+WITHDRAW = """
+local record = redis.call('GET', KEYS[1])
+if not record then return 0 end
+redis.call('DEL', KEYS[1])
+local commands = cjson.decode(record)
+local removed = 0
+for i = 1, #commands, 3 do
+  if commands[i] == 'lpush' then
+    removed = removed + redis.call('LREM', commands[i + 1], 1, commands[i + 2])
+  end
+end
 return removed
 """

@@ -1,0 +1,219 @@
+"""``bridge.jobs``: repeats (cron / every_ms) upserted and cancelled at run time, and one-offs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from redbeat.schedulers import get_redis
+from redis.exceptions import RedisError
+
+from bridge.beat import BridgeEntry, TimetableSchedule
+from bridge.errors import InvalidSchedule, backend_unavailable
+from bridge.ids import job_id_for
+from bridge.job import Job
+from bridge.queue import make_request
+from bridge.repeat import Timetable
+from bridge.validation import check_key, check_name, check_payload, check_queue
+
+if TYPE_CHECKING:
+    from bridge.bridge import Bridge
+
+__all__ = ["Jobs", "Repeat", "repeat_id"]
+
+_NAMESPACE = uuid.UUID("0b7f3c1e-92a4-5d6e-8f10-3a5c7e9b1d2f")
+
+
+def repeat_id(name: str, idempotency_key: str | None, cron: str | None, every_ms: int | None) -> str:
+    """The id of the repeat ``(name, idempotency_key, cron | every_ms)``: the same in every process."""
+    rule = f"cron:{cron}" if cron is not None else f"every_ms:{every_ms}"
+    return "repeat-" + str(uuid.uuid5(_NAMESPACE, json.dumps([name, idempotency_key, rule])))
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A standing repeat, as ``jobs.schedule`` returns and ``jobs.list`` lists it."""
+
+    id: str
+    name: str
+    idempotency_key: str | None
+    cron: str | None
+    every_ms: int | None
+    tz: str
+    data: dict[str, Any]
+    queue: str
+    next_run: datetime | None
+    last_run: datetime | None
+    run_count: int
+    limit: int | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 strings)."""
+        out = dict(self.__dict__)
+        for field in ("next_run", "last_run", "start_at", "end_at"):
+            value = out[field]
+            out[field] = value.isoformat() if value else None
+        return out
+
+
+class Jobs:
+    """Scheduled jobs of one Bridge: repeats fired by ``celery beat``, and one-off jobs."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    def schedule(
+        self,
+        name: str,
+        data: dict[str, Any],
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        tz: str | None = None,
+        idempotency_key: str | None = None,
+        delay_ms: int | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        limit: int | None = None,
+        queue: str | None = None,
+    ) -> Repeat | Job:
+        """Upsert a repeat (with ``cron`` or ``every_ms``), or add a one-off job.
+
+        A repeat's identity is ``(name, idempotency_key, cron | every_ms)``: scheduling
+        it again updates its data and options in place and returns the same id.
+        Runs go to ``queue`` or ``JOBS_QUEUE_NAME``. Without ``cron``/``every_ms`` this
+        adds a one-off job on ``JOBS_QUEUE_NAME`` (optionally delayed, deduped by key).
+
+        Raises:
+            InvalidSchedule: a bad cron, every_ms, tz, bounds or limit (nothing is stored).
+            InvalidPayload, InvalidJob: bad data, name or key.
+        """
+        if cron is None and every_ms is None:
+            for field, value in (("tz", tz), ("start_at", start_at), ("end_at", end_at), ("limit", limit)):
+                if value is not None:
+                    raise InvalidSchedule(field, "applies to repeats only; give cron= or every_ms= too.")
+            request = make_request(
+                name,
+                data,
+                idempotency_key=idempotency_key,
+                delay_ms=delay_ms,
+                queue=queue or self._bridge.settings.jobs_queue_name,
+            )
+            return self._bridge.jobs_backend.enqueue([request])[0]
+        if delay_ms is not None:
+            raise InvalidSchedule("delay_ms", "a repeat does not take delay_ms; use start_at=datetime(...).")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+            raise InvalidSchedule("limit", f"must be a positive number of runs, got {limit!r}.")
+        task, key, kwargs = check_name(name), check_key(idempotency_key), check_payload(data)
+        target = check_queue(queue) or self._bridge.settings.jobs_queue_name
+        timetable = Timetable(
+            cron=cron, every_ms=every_ms, tz=tz or "UTC", start_at=start_at, end_at=end_at,
+            anchor=datetime.now(UTC),
+        )  # fmt: skip
+        entry = BridgeEntry(
+            name=repeat_id(task, key, cron, every_ms),
+            task=task,
+            schedule=TimetableSchedule(timetable),
+            kwargs=kwargs,
+            options={"queue": target, "bridge": {"key": key, "limit": limit}},
+            app=self._bridge.app,
+        )
+        try:
+            entry.save()
+            stored = BridgeEntry.from_key(entry.key, app=self._bridge.app)
+        except RedisError as exc:
+            raise backend_unavailable("jobs.schedule", exc) from None
+        return _repeat_of(stored)
+
+    def cancel(
+        self,
+        *,
+        name: str,
+        idempotency_key: str | None = None,
+        cron: str | None = None,
+        every_ms: int | None = None,
+    ) -> bool:
+        """Remove a repeat, or (without cron/every_ms) a pending delayed one-off job.
+
+        Cancelling a repeat also withdraws its last run if no worker has taken it yet.
+        Returns True if something was removed.
+        """
+        task, key = check_name(name), check_key(idempotency_key)
+        if cron is None and every_ms is None:
+            if key is None:
+                raise InvalidSchedule(
+                    "idempotency_key", "cancelling a one-off job needs the key it was scheduled with."
+                )
+            return self._bridge.jobs_backend.cancel_delayed(job_id_for(task, key))
+        if cron is not None and every_ms is not None:
+            raise InvalidSchedule("cron", "give cron= or every_ms=, not both.")
+        rid = repeat_id(task, key, cron, every_ms)
+        app = self._bridge.app
+        try:
+            client = get_redis(app)
+            entry_key = BridgeEntry.generate_key(app, rid)
+            meta = client.hget(entry_key, "meta")
+            with client.pipeline() as pipe:
+                pipe.zrem(app.redbeat_conf.schedule_key, entry_key)
+                pipe.delete(entry_key)
+                _, removed = pipe.execute()
+        except RedisError as exc:
+            raise backend_unavailable("jobs.cancel", exc) from None
+        last_job = json.loads(meta).get("last_job") if meta else None
+        if last_job and not self._bridge.jobs_backend.withdraw(last_job):
+            # Taken by a worker already: stop it from starting if it is only reserved.
+            app.control.revoke(last_job)
+        return bool(removed)
+
+    def list(self) -> list[Repeat]:
+        """The standing repeats, soonest first."""
+        app = self._bridge.app
+        try:
+            client = get_redis(app)
+            keys = client.zrange(app.redbeat_conf.schedule_key, 0, -1)
+            with client.pipeline() as pipe:
+                for key in keys:
+                    pipe.hget(key, "definition")
+                    pipe.hget(key, "meta")
+                raw = pipe.execute()
+        except RedisError as exc:
+            raise backend_unavailable("jobs.list", exc) from None
+        repeats = []
+        for definition, meta in zip(raw[::2], raw[1::2], strict=True):
+            if not definition:
+                continue
+            decoded = BridgeEntry.decode_definition(definition)
+            if not isinstance(decoded.get("schedule"), TimetableSchedule):
+                continue  # a static beat_schedule entry of the app
+            decoded.update(BridgeEntry.decode_meta(meta))
+            entry = BridgeEntry(app=app, **decoded)
+            entry.last_run_at = decoded.get("last_run_at")  # type: ignore[assignment]  # None: never ran
+            repeats.append(_repeat_of(entry))
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(repeats, key=lambda r: r.next_run or far)
+
+
+def _repeat_of(entry: BridgeEntry) -> Repeat:
+    timetable = entry.timetable
+    bridge = entry.bridge
+    return Repeat(
+        id=entry.name,
+        name=entry.task,
+        idempotency_key=bridge.get("key"),
+        cron=timetable.cron,
+        every_ms=timetable.every_ms,
+        tz=timetable.tz,
+        data=dict(entry.kwargs),
+        queue=entry.options.get("queue", ""),
+        next_run=entry.due_at,
+        last_run=entry.last_run_at,
+        run_count=entry.total_run_count,
+        limit=bridge.get("limit"),
+        start_at=timetable.start_at,
+        end_at=timetable.end_at,
+    )
