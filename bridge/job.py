@@ -23,6 +23,8 @@ class JobRequest:
     guard_ttl_ms: int | None = None
     #: Keep what is needed to withdraw the message until a worker takes it (repeat runs).
     track: bool = False
+    #: ``data`` as validated JSON, so it is not encoded twice.
+    data_json: str | None = None
 
 
 @dataclass(frozen=True)

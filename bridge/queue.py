@@ -13,9 +13,9 @@ from bridge.validation import (
     check_delay_ms,
     check_key,
     check_name,
-    check_payload,
     check_priority,
     check_queue,
+    encode_payload,
 )
 
 __all__ = ["JobQueue", "make_request"]
@@ -33,9 +33,11 @@ def make_request(
     """Validate one add; raise a BridgeError naming the bad field before anything is sent."""
     task = check_name(name)
     key = check_key(idempotency_key)
+    kwargs, data_json = encode_payload(data)
     return JobRequest(
         name=task,
-        data=check_payload(data),
+        data=kwargs,
+        data_json=data_json,
         job_id=job_id_for(task, key),
         idempotency_key=key,
         delay_ms=check_delay_ms(delay_ms),

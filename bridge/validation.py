@@ -9,7 +9,15 @@ from typing import Any
 
 from bridge.errors import InvalidJob, InvalidPayload
 
-__all__ = ["check_delay_ms", "check_key", "check_name", "check_payload", "check_priority", "check_queue"]
+__all__ = [
+    "check_delay_ms",
+    "check_key",
+    "check_name",
+    "check_payload",
+    "check_priority",
+    "check_queue",
+    "encode_payload",
+]
 
 MAX_KEY_LENGTH = 512
 MAX_NAME_LENGTH = 512
@@ -34,6 +42,11 @@ def check_payload(data: object) -> dict[str, Any]:
     ``data`` must be a mapping with string keys that survives a JSON round trip
     unchanged: what the handler receives is exactly what the producer passed.
     """
+    return encode_payload(data)[0]
+
+
+def encode_payload(data: object) -> tuple[dict[str, Any], str]:
+    """Like :func:`check_payload`, also returning ``data`` encoded as JSON."""
     if not isinstance(data, Mapping):
         raise InvalidPayload(
             "data",
@@ -65,7 +78,7 @@ def check_payload(data: object) -> dict[str, Any]:
             "job data changes in a JSON round trip (tuples, non-string dict keys or similar); "
             "send lists and string-keyed dicts so the handler receives exactly what was added.",
         )
-    return dict(data)
+    return dict(data), encoded
 
 
 def check_key(key: object) -> str | None:

@@ -122,7 +122,9 @@ class RedisBackend(QueueBackend):
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         try:
             builder = self._builder()
-            envelopes = [builder.build(r.job_id, r.name, r.data, r.queue, r.priority) for r in requests]
+            envelopes = [
+                builder.build(r.job_id, r.name, r.data, r.queue, r.priority, r.data_json) for r in requests
+            ]
             calls = [self._add_call(r, e) for r, e in zip(requests, envelopes, strict=True)]
             replies = self._run_adds(calls)
         except (RedisError, KombuError, OSError) as exc:
@@ -207,15 +209,9 @@ class RedisBackend(QueueBackend):
         ttl = 0
         if request.idempotency_key is not None:
             ttl = request.guard_ttl_ms or self._guard_ttl_ms
-        keys = [
-            self.key("guard", envelope.job_id),
-            self.key("delayed", envelope.queue),
-            self.key("delayed-jobs"),
-            self.key("delayed-queues"),
-            self.key("queued", envelope.job_id),
-        ]
         track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
-        return keys, [ttl, envelope.queue, request.delay_ms, envelope.job_id, track, *envelope.commands]
+        args = [self.key(""), envelope.job_id, envelope.queue, ttl, request.delay_ms, track]
+        return [], [*args, *envelope.commands]
 
     def _run_adds(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if len(calls) == 1:

@@ -44,35 +44,36 @@ local function now_ms()
 end
 """
 
-#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-queues set, queued record
-#: ARGV: guard ttl ms (0: no key), queue, delay ms, job id, track ttl ms (0: untracked),
-#:       then command triples
+#: ARGV: key prefix, job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms
+#:       (0: untracked), then command triples.
+#: The keys are built here from the prefix (fewer arguments to send per job);
+#: this is why the bridge does not support Redis Cluster.
 #: Returns {1, due_ms or 0} when sent, {0, standing queue} for a duplicate.
 ADD = (
     _RUN_COMMANDS
     + """
-local ttl = tonumber(ARGV[1])
+local prefix, id, queue = ARGV[1], ARGV[2], ARGV[3]
+local ttl, delay, track = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local guard = prefix .. 'guard:' .. id
 if ttl > 0 then
-  local standing = redis.call('GET', KEYS[1])
+  local standing = redis.call('GET', guard)
   if standing then return {0, standing} end
 end
-local delay = tonumber(ARGV[3])
 local due = 0
 if delay > 0 then
   due = now_ms() + delay
-  redis.call('HSET', KEYS[3], ARGV[4], cjson.encode({unpack(ARGV, 6)}))
-  redis.call('ZADD', KEYS[2], due, ARGV[4])
-  redis.call('SADD', KEYS[4], ARGV[2])
+  redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(ARGV, 7)}))
+  redis.call('ZADD', prefix .. 'delayed:' .. queue, due, id)
+  redis.call('SADD', prefix .. 'delayed-queues', queue)
 else
-  local err = run_commands(ARGV, 6)
+  local err = run_commands(ARGV, 7)
   if err then return err end
-  local track = tonumber(ARGV[5])
   if track > 0 then
-    redis.call('SET', KEYS[5], cjson.encode({unpack(ARGV, 6)}), 'PX', track)
+    redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(ARGV, 7)}), 'PX', track)
   end
 end
 if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl + delay)
+  redis.call('SET', guard, queue, 'PX', ttl + delay)
 end
 return {1, due}
 """

@@ -28,8 +28,9 @@ def test_build_gives_safe_json_late_ack_settings_for_redis() -> None:
 
 
 def test_build_refuses_a_backend_without_a_broker() -> None:
-    with pytest.raises(ConfigError, match="REDIS_URL"):
-        celeryconfig.build(Settings())
+    settings = Settings(queue_backend="sqs", jobs_backend="sqs", sqs_queue_url="https://sqs.example/1/q")
+    with pytest.raises(ConfigError, match="QUEUE_BACKEND='sqs'"):
+        celeryconfig.build(settings)
 
 
 def test_a_celery_app_takes_the_built_settings() -> None:

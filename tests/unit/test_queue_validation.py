@@ -31,6 +31,9 @@ class RecordingBackend(QueueBackend):
     def cancel_delayed(self, job_id: str) -> bool:
         return False
 
+    def withdraw(self, job_id: str) -> bool:
+        return False
+
     def release_guard(self, job_id: str) -> None:
         return None
 
@@ -108,7 +111,15 @@ def test_resolve_backend_by_name() -> None:
     assert resolve_backend("redis") is RedisBackend
 
 
-@pytest.mark.parametrize("name", ["nope", "sqs", "embedded"])
+def test_resolve_backend_embedded_is_the_redis_backend_on_its_own_server() -> None:
+    from bridge.backends.embedded import EmbeddedBackend
+    from bridge.backends.redis import RedisBackend
+
+    assert resolve_backend("embedded") is EmbeddedBackend
+    assert issubclass(EmbeddedBackend, RedisBackend)
+
+
+@pytest.mark.parametrize("name", ["nope", "sqs"])
 def test_resolve_backend_refuses_unknown_or_unavailable(name: str) -> None:
     with pytest.raises(ConfigError, match=f"QUEUE_BACKEND='{name}'"):
         resolve_backend(name)

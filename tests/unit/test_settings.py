@@ -23,7 +23,7 @@ def test_empty_environment_gives_embedded_defaults() -> None:
     assert s.lock_backend == "embedded"
     assert s.jobs_queue_name == "app:jobs"
     assert s.dedupe_ttl_sec == 86_400
-    assert s.bridge_home == Path(".bridge")
+    assert s.bridge_home == Path(".bridge").absolute()  # absolute, so every process finds one server
 
 
 def test_redis_url_selects_redis_for_queue_jobs_and_lock() -> None:
