@@ -45,6 +45,7 @@ ALLOWED_COMMANDS = frozenset({"lpush", "pexpire", "publish"})
 _PREFIXED = frozenset(PrefixedStrictRedis.PREFIXED_SIMPLE_COMMANDS)
 _TEMPLATE_ID = "00000000-0000-4000-8000-000000000000"
 _PAYLOAD = object()  # where the message goes in a template's commands
+_PLAIN = re.compile(r"[0-9a-zA-Z-]+")  # a JSON string body that needs no escaping
 _SLOT = re.compile(r'"\\u0000bridge-slot:(\w+)\\u0000"')  # a slot as kombu's JSON writes it
 _EMPTY_BODY_HEAD = "[[], {}"
 
@@ -146,6 +147,8 @@ class CeleryMessageBuilder:
         self._repr_maxlevels = app.conf.task_repr_maxlevels
         self._origin_pid = -1
         self._origin = ""
+        # app.thread_oid is per thread, and so is this builder.
+        self._reply_to_json = json.dumps(app.thread_oid)
 
     def build(
         self,
@@ -263,7 +266,7 @@ class CeleryMessageBuilder:
         slotted["properties"] = dict(props, correlation_id=_slot("id"), reply_to=_slot("reply_to"),
                                      delivery_tag=_slot("delivery_tag"))  # fmt: skip
         parts = tuple(_SLOT.split(kombu_dumps(slotted)))
-        if len(parts) != 15:  # 7 slots; anything else means a slot marker collided
+        if len(parts) != 2 * 8 + 1:  # 8 slots (the id fills 3); any other count: a marker collided
             return None
         info = props["delivery_info"]
         return _Template(
@@ -288,24 +291,27 @@ class CeleryMessageBuilder:
     ) -> Envelope:
         body = "[[], " + (data_json if data_json is not None else kombu_dumps(kwargs)) + t.body_tail
         if t.body_encoding == "base64":
-            body = base64.b64encode(body.encode("utf-8")).decode("ascii")
+            body_json = '"' + base64.b64encode(body.encode("utf-8")).decode("ascii") + '"'
+        else:
+            body_json = json.dumps(body)
         kwargsrepr = fast_kwargsrepr(kwargs, self._kwargsrepr_maxsize)
         if kwargsrepr is None:
             kwargsrepr = saferepr(kwargs, self._kwargsrepr_maxsize, maxlevels=self._repr_maxlevels)
+        # Each slot's value as JSON. Ids, delivery tags and base64 need no escaping.
         values = {
-            "id": job_id,
-            "kwargsrepr": kwargsrepr,
-            "origin": self._origin_now(),
-            "reply_to": self.app.thread_oid,
-            "delivery_tag": str(uuid.uuid4()),
-            "body": body,
+            "id": '"' + job_id + '"' if _PLAIN.fullmatch(job_id) else json.dumps(job_id),
+            "kwargsrepr": json.dumps(kwargsrepr),
+            "origin": self._origin_json(),
+            "reply_to": self._reply_to_json,
+            "delivery_tag": '"' + str(uuid.uuid4()) + '"',
+            "body": body_json,
         }
         # The template is kombu's own JSON of the message, split at the per-job
         # slots; filling them in gives the same JSON without encoding it all again.
         parts = t.payload_parts
         pieces = [parts[0]]
         for i in range(1, len(parts), 2):
-            pieces.append(json.dumps(values[parts[i]]))
+            pieces.append(values[parts[i]])
             pieces.append(parts[i + 1])
         payload = "".join(pieces)
         flat: list[str] = []
@@ -321,11 +327,11 @@ class CeleryMessageBuilder:
             kwargs=kwargs,
         )
 
-    def _origin_now(self) -> str:
+    def _origin_json(self) -> str:
         # Celery's anon_nodename(): recomputed after a fork, as the pid changes.
         pid = os.getpid()
         if pid != self._origin_pid:
-            self._origin_pid, self._origin = pid, f"gen{pid}@{socket.gethostname()}"
+            self._origin_pid, self._origin = pid, json.dumps(f"gen{pid}@{socket.gethostname()}")
         return self._origin
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import threading
 import weakref
@@ -38,6 +39,10 @@ from bridge.settings import Settings
 
 __all__ = ["RedisBackend"]
 
+# Jobs per add script call: each call is atomic, so a bulk add never blocks Redis
+# for long; all calls of one add_bulk still share a round trip.
+ADD_BATCH = 500
+
 # How many delayed jobs one promoter call moves at most (keeps each script short,
 # so it never blocks Redis for long).
 PROMOTE_BATCH = 500
@@ -49,6 +54,7 @@ class _ProcessState(threading.local):
     pid: int = -1
     connection: Any = None
     builder: CeleryMessageBuilder | None = None
+    own_client: redis.Redis | None = None
 
 
 class RedisBackend(QueueBackend):
@@ -125,8 +131,9 @@ class RedisBackend(QueueBackend):
             envelopes = [
                 builder.build(r.job_id, r.name, r.data, r.queue, r.priority, r.data_json) for r in requests
             ]
-            calls = [self._add_call(r, e) for r, e in zip(requests, envelopes, strict=True)]
-            replies = self._run_adds(calls)
+            replies = self._run_adds(
+                [self._job_fields(r, e) for r, e in zip(requests, envelopes, strict=True)]
+            )
         except (RedisError, KombuError, OSError) as exc:
             raise backend_unavailable("queue.add", exc, self.url) from None
         jobs = []
@@ -193,6 +200,9 @@ class RedisBackend(QueueBackend):
 
     def close(self) -> None:
         state = self._state
+        if state.own_client is not None:
+            state.own_client.close()
+            state.own_client = None
         if state.connection is not None:
             state.connection.release()
             state.connection = state.builder = None
@@ -205,51 +215,73 @@ class RedisBackend(QueueBackend):
     def _delayed_queues(self) -> list[str]:
         return [_text(q) for q in self.client.smembers(self.key("delayed-queues"))]
 
-    def _add_call(self, request: JobRequest, envelope: Envelope) -> tuple[list[str], list[Any]]:
+    def _job_fields(self, request: JobRequest, envelope: Envelope) -> list[Any]:
         ttl = 0
         if request.idempotency_key is not None:
             ttl = request.guard_ttl_ms or self._guard_ttl_ms
         track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
-        args = [self.key(""), envelope.job_id, envelope.queue, ttl, request.delay_ms, track]
-        return [], [*args, *envelope.commands]
+        return [envelope.job_id, envelope.queue, ttl, request.delay_ms, track, *envelope.commands]
 
-    def _run_adds(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        if len(calls) == 1:
-            keys, args = calls[0]
-            return [self._script(ADD, keys, args)]
-        sha = _sha(ADD)
-        replies: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for _attempt in range(2):
-            # One round trip for the whole batch; each EVALSHA is atomic on its own.
-            with self.client.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    keys, args = calls[i]
-                    pipe.evalsha(sha, len(keys), *keys, *args)
-                results = pipe.execute(raise_on_error=False)
-            missing = []
-            for i, result in zip(todo, results, strict=True):
-                if isinstance(result, NoScriptError):
-                    missing.append(i)  # not run at all: safe to send again
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    replies[i] = result
-            if not missing:
-                return replies
-            self.client.script_load(ADD)
-            todo = missing
-        raise backend_unavailable("queue.add_bulk", NoScriptError("script could not be loaded"), self.url)
+    def _run_adds(self, jobs: list[list[Any]]) -> list[tuple[Any, Any]]:
+        # A batch travels as one JSON argument: packing it costs far less than
+        # thousands of separate arguments, and the script decodes it with cjson.
+        prefix = self.key("")
+        batches = [json.dumps(jobs[i : i + ADD_BATCH]) for i in range(0, len(jobs), ADD_BATCH)]
+        if len(batches) == 1:
+            flat = json.loads(self._script(ADD, [], [prefix, batches[0]], client=self._own_client()))
+        else:
+            sha = _sha(ADD)
+            flat = []
+            for attempt in range(2):
+                # One round trip for all of them; each script call is atomic.
+                with self.client.pipeline(transaction=False) as pipe:
+                    for batch in batches:
+                        pipe.evalsha(sha, 0, prefix, batch)
+                    results = pipe.execute(raise_on_error=False)
+                if attempt == 0 and all(isinstance(r, NoScriptError) for r in results):
+                    # First use on this server: nothing ran, so sending again is safe.
+                    self.client.script_load(ADD)
+                    continue
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                    flat.extend(json.loads(result))
+                break
+        return list(zip(flat[::2], flat[1::2], strict=True))
 
-    def _script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+    def _script(
+        self, script: str, keys: list[str], args: list[Any], client: redis.Redis | None = None
+    ) -> Any:
+        client = client or self.client
         sha = _sha(script)
         try:
-            return self.client.evalsha(sha, len(keys), *keys, *args)
+            return client.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
             # First use on this server, or it restarted: load and run once more.
             # EVALSHA that failed with NOSCRIPT ran nothing, so this cannot double-send.
-            self.client.script_load(script)
-            return self.client.evalsha(sha, len(keys), *keys, *args)
+            client.script_load(script)
+            return client.evalsha(sha, len(keys), *keys, *args)
+
+    def _own_client(self) -> redis.Redis:
+        """This thread's own connection: a single add skips the pool's checkout and return.
+
+        It still does the pool's check on checkout: a connection the server closed (a
+        restart) reads as ready, so it is dropped and the next command reconnects,
+        before anything is sent.
+        """
+        state = self._state
+        if state.own_client is None:
+            state.own_client = redis.Redis(
+                connection_pool=self.client.connection_pool, single_connection_client=True
+            )
+        connection = state.own_client.connection
+        try:
+            stale = connection is not None and connection.can_read()
+        except (RedisError, OSError):
+            stale = True
+        if stale and connection is not None:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+        return state.own_client
 
 
 def _text(value: Any) -> str:

@@ -291,6 +291,7 @@ def test_template_message_equals_celerys_own_message(make_bridge, redis_client):
     for name, queue, priority in [("emails.send", None, None), ("r.x", None, 3), ("emails.send", "q2", 9)]:
         data = {"to": "é@x", "nested": {"list": [1, 2.5, None, True]}}
         fast = message_of(builder.build("fixed-id", name, data, queue, priority))
+        assert builder._templates[(name, queue, priority)] is not None  # the fast path was taken
         builder._templates[(name, queue, priority)] = None  # force Celery's full path
         full = message_of(builder.build("fixed-id", name, data, queue, priority))
         del builder._templates[(name, queue, priority)]
