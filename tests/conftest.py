@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,28 +145,20 @@ def make_bridge(redis_client: redis.Redis, server: Server) -> Iterator[Callable[
 
 
 @dataclass
-class WorkerProcess:
-    """A real ``celery worker`` process group."""
+class CeleryProcess:
+    """A real ``celery`` process (worker or beat), in its own process group."""
 
-    name: str
     proc: subprocess.Popen[bytes]
     log: Path
-    client: redis.Redis
-    hostname: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.hostname = f"{self.name}@bridge-test"
-
-    def wait_ready(self, timeout: float = 45) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.ConnectionError):  # the worker may be (re)starting it
-                if self.client.exists(f"test:ready:{self.hostname}"):
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"worker {self.hostname} not ready:\n{self.tail()}")
+    @classmethod
+    def spawn(cls, args: list[str], log: Path, env: dict[str, str], **extra: Any) -> Any:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", *args],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return cls(proc, log, **extra)
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -180,10 +172,34 @@ class WorkerProcess:
                 self.kill9()
 
     def kill9(self) -> None:
-        """kill -9 the worker and its pool processes, as a crash would."""
+        """kill -9 the process and its children (pool processes), as a crash would."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+
+
+@dataclass
+class WorkerProcess(CeleryProcess):
+    """A real ``celery worker``."""
+
+    name: str = "w1"
+    client: redis.Redis | None = None
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@bridge-test"
+
+    def wait_ready(self, timeout: float = 45) -> None:
+        assert self.client is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError):  # the worker may be (re)starting it
+                if self.client.exists(f"test:ready:{self.hostname}"):
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"worker {self.hostname} not ready:\n{self.tail()}")
 
 
 @pytest.fixture
@@ -196,37 +212,13 @@ def start_worker(
     def start(
         name: str = "w1", concurrency: int = 1, queues: str | None = None, wait: bool = True, **env: str
     ) -> WorkerProcess:
-        log = tmp_path / f"{name}.log"
-        args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.apps.ledger_app",
-            "worker",
-            "-n",
-            f"{name}@bridge-test",
-            "-c",
-            str(concurrency),
-            "-P",
-            "prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ]
+        args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
         if queues:
             args += ["-Q", queues]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                args,
-                cwd=ROOT,
-                env=server.env(**env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = WorkerProcess(name, proc, log, redis_client)
+        worker: WorkerProcess = WorkerProcess.spawn(
+            args, tmp_path / f"{name}.log", server.env(**env), name=name, client=redis_client
+        )
         workers.append(worker)
         if wait:
             worker.wait_ready()
@@ -240,46 +232,16 @@ def start_worker(
 BEAT_LOCK = "bridge:repeat::lock"
 
 
-@dataclass
-class BeatProcess:
-    """A real ``celery beat`` process."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-    def kill9(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-
 @pytest.fixture
 def start_beat(
     redis_client: redis.Redis, server: Server, tmp_path: Path
-) -> Iterator[Callable[..., BeatProcess]]:
+) -> Iterator[Callable[..., CeleryProcess]]:
     """Start ``celery -A tests.apps.ledger_app beat`` processes; all are stopped after the test."""
-    beats: list[BeatProcess] = []
+    beats: list[CeleryProcess] = []
 
-    def start(name: str = "beat1", wait_for_lock: bool = True) -> BeatProcess:
-        log = tmp_path / f"{name}.log"
-        args = [sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", "beat", "--loglevel=INFO",
-                "-s", str(tmp_path / f"{name}-schedule")]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                args, cwd=ROOT, env=server.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        beat = BeatProcess(proc, log)
+    def start(name: str = "beat1", wait_for_lock: bool = True) -> CeleryProcess:
+        args = ["beat", "--loglevel=INFO", "-s", str(tmp_path / f"{name}-schedule")]
+        beat: CeleryProcess = CeleryProcess.spawn(args, tmp_path / f"{name}.log", server.env())
         beats.append(beat)
         if wait_for_lock and not wait_for(lambda: bool(redis_client.exists(BEAT_LOCK)), timeout=30):
             raise AssertionError(f"beat {name} took no lock:\n{beat.tail()}")
