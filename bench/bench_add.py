@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_add.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
+from _common import refuse_foreign_keys, target_cells  # noqa: E402
+
 import celeryconfig  # noqa: E402
 from bridge import Bridge, Settings  # noqa: E402
 
@@ -139,17 +141,7 @@ class Bench:
     # -- measuring --------------------------------------------------------------
 
     def check_database(self) -> None:
-        """Refuse to flush a database that holds anything but the benchmark's own keys."""
-        foreign = [
-            key.decode(errors="replace")
-            for key in self.redis.scan_iter(count=1000)
-            if not key.decode(errors="replace").startswith(OWN_KEY_PREFIXES)
-        ]
-        if foreign:
-            raise SystemExit(
-                f"refusing to flush {self.redis_url}: it holds keys the benchmark did not write "
-                f"(e.g. {foreign[:3]}). Point --redis-url at an empty database."
-            )
+        refuse_foreign_keys(self.redis, self.redis_url, OWN_KEY_PREFIXES)
 
     def flush(self) -> None:
         self.redis.flushdb()  # only the database selected by --redis-url
@@ -221,9 +213,7 @@ def table(results: Sequence[Result]) -> str:
         target = result.variant.target
         lines.append(
             f"| {result.variant.name} | {result.median:,.0f} "
-            f"| {min(result.rates):,.0f}-{max(result.rates):,.0f} | {ratio:.2f}x "
-            f"| {f'>= {target:g}x' if target else '-'} "
-            f"| {('yes' if ratio >= target else 'NO') if target else '-'} |"
+            f"| {min(result.rates):,.0f}-{max(result.rates):,.0f} | {target_cells(ratio, target or None)} |"
         )
     return "\n".join(lines)
 

@@ -1,0 +1,27 @@
+"""Shared by the benchmarks: database safety and the results table rows."""
+
+from __future__ import annotations
+
+import redis
+
+
+def refuse_foreign_keys(client: redis.Redis, url: str, own_prefixes: tuple[str, ...]) -> None:
+    """Refuse to flush a database that holds anything but the benchmark's own keys."""
+    foreign = [
+        key.decode(errors="replace")
+        for key in client.scan_iter(count=1000)
+        if not key.decode(errors="replace").startswith(own_prefixes)
+    ]
+    if foreign:
+        raise SystemExit(
+            f"refusing to flush {url}: it holds keys the benchmark did not write "
+            f"(e.g. {foreign[:3]}). Point --redis-url at an empty database."
+        )
+
+
+def target_cells(ratio: float, target: float | None, at_least: bool = True) -> str:
+    """The 'ratio | target | met' cells of a results row."""
+    if target is None:
+        return f"{ratio:.2f}x | - | -"
+    met = ratio >= target if at_least else ratio <= target
+    return f"{ratio:.2f}x | {'>=' if at_least else '<='} {target:g}x | {'yes' if met else 'NO'}"

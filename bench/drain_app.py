@@ -1,0 +1,49 @@
+"""The Celery app of ``bench_drain.py``: one task that only counts its runs.
+
+Started as a real worker with ``celery -A bench.drain_app worker``; the server
+(system Redis or the embedded Valkey server) comes from the environment, as for
+any app configured with ``app.config_from_object("celeryconfig")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from bridge import Bridge
+
+app = Celery("bench-drain")
+app.config_from_object("celeryconfig")
+bridge = Bridge(app)
+
+TASK_NAME = "bench.noop"
+COUNTER = "bench:done"  # INCR once per run: the benchmark's exact completion check
+READY = "bench:ready:"  # + hostname; the server time (µs) and counter when the worker was ready
+
+
+def client() -> redis.Redis:
+    """The server under test: the app's own (the bridge's client, per process)."""
+    return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
+
+
+@app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
+def noop(**_: Any) -> None:
+    client().incr(COUNTER)
+
+
+@signals.worker_process_init.connect
+def _connect(**_: Any) -> None:
+    # Each pool process opens its connection before the worker is ready, not in the timed run.
+    client().ping()
+
+
+@signals.worker_ready.connect
+def _announce_ready(sender: Any = None, **_: Any) -> None:
+    # Sent after the consumer was registered and before the event loop delivers a message.
+    with client().pipeline(transaction=True) as pipe:
+        pipe.time()
+        pipe.get(COUNTER)
+        (seconds, micros), done = pipe.execute()
+    client().set(f"{READY}{sender.hostname}", f"{int(seconds) * 1_000_000 + int(micros)} {int(done or 0)}")
