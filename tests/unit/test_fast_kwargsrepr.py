@@ -10,9 +10,7 @@ from bridge.backends.celery_message import fast_kwargsrepr
 
 MAXSIZE = 1024  # Celery's amqp.kwargsrepr_maxsize
 
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40)
-)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40))
 flat = st.dictionaries(st.text(max_size=12), scalars, max_size=8)
 
 
