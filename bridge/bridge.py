@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import Celery, signals, states
 
@@ -14,9 +15,15 @@ from bridge.promoter import install_promoter
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
+if TYPE_CHECKING:  # redis loads with the backend, not with `import bridge`
+    import redis
+
+    from bridge.lock import Lock
+
 __all__ = ["Bridge"]
 
 logger = logging.getLogger("bridge")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _CELERY_DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
 _BRIDGE_SCHEDULER = "bridge.beat:BridgeScheduler"
@@ -60,6 +67,7 @@ class Bridge:
         else:
             self.jobs_backend = resolve_backend(self.settings.jobs_backend)(app, self.settings)  # type: ignore[call-arg]
         self.queue = JobQueue(self.backend)
+        self._store: redis.Redis | None = None
         self.jobs = Jobs(self)
         registry.register(app, self)
         interval_s = self.settings.promote_interval_ms / 1000.0
@@ -114,11 +122,57 @@ class Bridge:
         if task_id and getattr(sender, "app", None) is self.app and state in states.READY_STATES:
             self.backend.release_guard(task_id)
 
+    @property
+    def store(self) -> redis.Redis:
+        """The Redis of locks and idempotency guards (``LOCK_BACKEND``): shared by every process."""
+        if self._store is None:
+            import redis
+
+            if self.settings.lock_backend == "redis" and self.settings.redis_url:
+                self._store = redis.Redis.from_url(self.settings.redis_url)
+            else:
+                from bridge.embedded import EmbeddedServer
+
+                server = EmbeddedServer(self.settings.bridge_home)
+                server.ensure_running()
+                self._store = redis.Redis.from_url(server.url)
+        return self._store
+
+    def lock(
+        self, name: str, *, ttl_ms: int, blocking: bool = True, timeout_ms: int | None = None,
+        auto_extend: bool = False,
+    ) -> Lock:  # fmt: skip
+        """A lock shared by every process of the app: ``with bridge.lock("nightly", ttl_ms=60_000):``.
+
+        Also a decorator. See :class:`bridge.lock.Lock` for the arguments.
+
+        Raises:
+            LockNotAcquired: not acquired (non-blocking, or ``timeout_ms`` passed).
+            LockLost: on release, the lock had expired (another holder may have it).
+        """
+        from bridge.lock import Lock
+
+        return Lock(self.store, name, ttl_ms=ttl_ms, blocking=blocking, timeout_ms=timeout_ms,
+                    auto_extend=auto_extend)  # fmt: skip
+
+    def idempotent(
+        self, key: Callable[..., str] | None = None, ttl_ms: int = 86_400_000, lease_ms: int = 30_000
+    ) -> Callable[[F], F]:
+        """Make a task body run at most once per key (default: the job id). Place below ``@app.task``.
+
+        See :mod:`bridge.idempotent`.
+        """
+        from bridge.idempotent import idempotent
+
+        return idempotent(lambda: self.store, key=key, ttl_ms=ttl_ms, lease_ms=lease_ms)
+
     def close(self) -> None:
         """Release this process's connections."""
         self.backend.close()
         if self.jobs_backend is not self.backend:
             self.jobs_backend.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def _redis_broker_url(app: Celery) -> str | None:

@@ -1,0 +1,170 @@
+"""``bridge.lock``: a Redis lock for singletons and critical sections.
+
+Built on redis-py's ``Lock`` (a random token per holder; release and extend are
+Lua scripts that check the token), so a holder whose lock expired can never
+release or extend another holder's lock. What the bridge adds: errors that say
+what happened (``LockNotAcquired``, ``LockLost``), release in ``finally`` always,
+use as a decorator, and ``auto_extend`` for sections of unknown length.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis
+from redis.exceptions import LockError as RedisLockError
+from redis.exceptions import LockNotOwnedError, RedisError
+
+from bridge.errors import InvalidInput, LockLost, LockNotAcquired, backend_unavailable
+
+__all__ = ["Lock"]
+
+logger = logging.getLogger("bridge.lock")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Lock:
+    """A named lock; use ``with`` (or as a decorator). Each ``with`` acquires anew.
+
+    Args:
+        client: the Redis holding the lock.
+        name: the lock's name; every process using the same name shares the lock.
+        ttl_ms: how long the lock lives unless released or extended; a holder that
+            dies frees it after this.
+        blocking: wait for the lock (True) or fail at once with LockNotAcquired.
+        timeout_ms: with blocking, give up after this long (None: wait forever).
+        auto_extend: keep extending the lock while the block runs (every third of
+            ``ttl_ms``), for critical sections of unknown length.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        *,
+        ttl_ms: int,
+        blocking: bool = True,
+        timeout_ms: int | None = None,
+        auto_extend: bool = False,
+        key_prefix: str = "bridge:lock:",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidInput("name", f"a lock needs a non-empty name, got {name!r}.")
+        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or ttl_ms <= 0:
+            raise InvalidInput("ttl_ms", f"must be a positive integer of milliseconds, got {ttl_ms!r}.")
+        if timeout_ms is not None and (
+            isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0
+        ):
+            raise InvalidInput("timeout_ms", f"must be None or milliseconds >= 0, got {timeout_ms!r}.")
+        self.client = client
+        self.name = name
+        self.ttl_ms = ttl_ms
+        self.blocking = blocking
+        self.timeout_ms = timeout_ms
+        self.auto_extend = auto_extend
+        self.key_prefix = key_prefix
+        self.key = key_prefix + name
+        self._lock: Any = None
+        self._extender: threading.Thread | None = None
+        self._done = threading.Event()
+        self._lost = False
+
+    # -- use as a decorator: a fresh lock per call ---------------------------------
+
+    def __call__(self, func: F) -> F:
+        @functools.wraps(func)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._copy():
+                return func(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    def _copy(self) -> Lock:
+        return Lock(
+            self.client, self.name, ttl_ms=self.ttl_ms, blocking=self.blocking,
+            timeout_ms=self.timeout_ms, auto_extend=self.auto_extend, key_prefix=self.key_prefix,
+        )  # fmt: skip
+
+    # -- context manager -----------------------------------------------------------
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock, or raise LockNotAcquired."""
+        if self._lock is not None:
+            raise LockNotAcquired(f"lock {self.name!r} is already held by this Lock object; use a new one.")
+        lock = self.client.lock(
+            self.key,
+            timeout=self.ttl_ms / 1000,
+            sleep=0.05,
+            blocking=self.blocking,
+            blocking_timeout=None if self.timeout_ms is None else self.timeout_ms / 1000,
+            thread_local=False,  # the extender thread extends the holder's token
+        )
+        try:
+            acquired = lock.acquire()
+        except RedisError as exc:
+            raise backend_unavailable(f"acquiring lock {self.name!r}", exc) from None
+        if not acquired:
+            how = "it is held elsewhere" if not self.blocking else f"not within {self.timeout_ms} ms"
+            raise LockNotAcquired(f"lock {self.name!r} was not acquired: {how}.")
+        self._lock, self._lost = lock, False
+        if self.auto_extend:
+            self._done.clear()
+            self._extender = threading.Thread(
+                target=self._keep_extending, name=f"lock:{self.name}", daemon=True
+            )
+            self._extender.start()
+
+    def release(self) -> None:
+        """Release the lock; raise LockLost if it had expired or another holder has it."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        self._done.set()
+        if self._extender is not None:
+            self._extender.join()
+            self._extender = None
+        try:
+            lock.release()
+        except (LockNotOwnedError, RedisLockError):
+            raise LockLost(
+                f"lock {self.name!r} expired before release (ttl_ms={self.ttl_ms}) and may be held by "
+                "another process now; its work may have overlapped. Use a longer ttl_ms or auto_extend=True."
+            ) from None
+        except RedisError as exc:
+            raise backend_unavailable(f"releasing lock {self.name!r}", exc) from None
+        if self._lost:
+            raise LockLost(f"lock {self.name!r} was lost while held (an extension failed).")
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock right now (asks Redis)."""
+        return self._lock is not None and bool(self._lock.owned())
+
+    def _keep_extending(self) -> None:
+        interval = self.ttl_ms / 3000
+        while not self._done.wait(interval):
+            lock = self._lock
+            if lock is None:
+                return
+            try:
+                lock.extend(self.ttl_ms / 1000, replace_ttl=True)
+            except (LockNotOwnedError, RedisLockError):
+                self._lost = True
+                logger.error("bridge lock %r was lost while held", self.name)
+                return
+            except RedisError as exc:  # transient: the next beat tries again
+                logger.warning("bridge lock %r: extend failed: %s", self.name, exc)
