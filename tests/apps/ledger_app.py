@@ -53,3 +53,26 @@ def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -
 @signals.worker_ready.connect
 def _announce_ready(sender: Any = None, **_: Any) -> None:
     client().set(f"test:ready:{sender.hostname}", os.getpid())
+
+
+@app.task(name="ledger.capture", bind=True)
+@bridge.idempotent(lease_ms=2_000)
+def capture(self: Any, order_id: int, sleep_s: float = 0) -> dict[str, Any]:
+    """A payment capture: its side effect (the ledger line) must happen once per job."""
+    client().rpush("test:started", json.dumps({"id": self.request.id, "pid": os.getpid()}))
+    if sleep_s:
+        time.sleep(sleep_s)
+    client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": f"order-{order_id}"}))
+    return {"captured": order_id}
+
+
+@app.task(
+    name="ledger.flaky", bind=True, autoretry_for=(RuntimeError,), max_retries=3, default_retry_delay=0.3
+)
+@bridge.idempotent(key=lambda order_id: f"flaky-{order_id}")
+def flaky(self: Any, order_id: int) -> str:
+    """Fails on its first attempt; the retry must be allowed to run the body."""
+    if client().incr(f"test:attempts:{order_id}") == 1:
+        raise RuntimeError("first attempt fails")
+    client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": f"flaky-{order_id}"}))
+    return "ok"
