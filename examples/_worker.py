@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def celery_worker(
-    app_module: str, concurrency: int = 2, queues: str = ""
+    app_module: str, concurrency: int = 2, queues: str = "", name: str = "celery"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``celery -A app_module worker`` and stop it (warm shutdown) on exit."""
     worker = subprocess.Popen(
@@ -22,6 +22,7 @@ def celery_worker(
             "-A",
             app_module,
             "worker",
+            f"--hostname={name}@%h",
             "--loglevel=WARNING",
             f"--concurrency={concurrency}",
             "--without-gossip",

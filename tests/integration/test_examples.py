@@ -39,3 +39,12 @@ def test_existing_app_adopts_the_bridge_without_other_changes(redis_client, serv
     assert "deduplicated=True" in done.stdout
     assert "queue=emails" in done.stdout
     assert "charged order" in done.stdout
+
+
+def test_singleton_example_never_overlaps_and_captures_once(redis_client, server):
+    env = server.env()
+    env.pop("QUEUE_BACKEND")
+    done = run_example("examples.singleton", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: maintenance never ran twice at once; the payment was captured once." in done.stdout
+    assert "payment captured 1 time(s) from 2 deliveries" in done.stdout

@@ -1,0 +1,1 @@
+"""A singleton maintenance job and an idempotent payment capture: see __main__.py."""
