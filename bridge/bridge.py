@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import Celery, signals, states
@@ -18,7 +18,9 @@ from bridge.settings import Settings
 if TYPE_CHECKING:  # redis loads with the backend, not with `import bridge`
     import redis
 
+    from bridge.deadletters import DeadLetters
     from bridge.lock import Lock
+    from bridge.stats import QueueCounts
 
 __all__ = ["Bridge"]
 
@@ -74,6 +76,7 @@ class Bridge:
         for backend in {id(b): b for b in (self.backend, self.jobs_backend)}.values():
             install_promoter(app, backend, interval_s)
         self._configure_beat()
+        self.dead_letters = self._dead_letters()
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
@@ -121,6 +124,22 @@ class Bridge:
         # A retry is not the end of the job: its key must keep deduping until it is done.
         if task_id and getattr(sender, "app", None) is self.app and state in states.READY_STATES:
             self.backend.release_guard(task_id)
+
+    def _dead_letters(self) -> DeadLetters | None:
+        from bridge.backends.redis import RedisBackend
+        from bridge.deadletters import DeadLetters
+
+        if not isinstance(self.backend, RedisBackend):
+            return None
+        letters = DeadLetters(self.app, self.backend, self.settings.dlq_max)
+        letters.install()
+        return letters
+
+    def stats(self, queues: Sequence[str]) -> dict[str, QueueCounts]:
+        """Counts per queue: ``{queue: QueueCounts(waiting, active, delayed, scheduled, failed)}``."""
+        from bridge.stats import collect
+
+        return collect(self, list(queues))
 
     @property
     def store(self) -> redis.Redis:

@@ -40,6 +40,12 @@ def _errors_to_exit_codes(func: F) -> F:
         except BridgeError as exc:
             click.echo(f"jobs: {redact(str(exc))}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            # A client error that escaped translation still gets one redacted line.
+            if type(exc).__module__.split(".")[0] not in ("redis", "kombu", "botocore", "boto3"):
+                raise
+            click.echo(f"jobs: backend error: {type(exc).__name__}: {redact(str(exc))}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -146,6 +152,132 @@ def schedules_cancel(
         raise click.UsageError("give exactly one of --cron or --every-ms")
     removed = _bridge(ctx).jobs.cancel(name=name, idempotency_key=key, cron=cron, every_ms=every_ms)
     click.echo("cancelled" if removed else "not found")
+
+
+_STATES = ("waiting", "active", "delayed", "scheduled", "failed")
+
+
+def _stats_table(counts: dict[str, Any]) -> str:
+    width = max(len("queue"), *(len(q) for q in counts))
+    lines = [f"{'queue':<{width}}  " + "  ".join(f"{s:>9}" for s in _STATES)]
+    for queue, c in counts.items():
+        lines.append(f"{queue:<{width}}  " + "  ".join(f"{getattr(c, s):>9}" for s in _STATES))
+    return "\n".join(lines)
+
+
+@jobs.command(help="Counts per queue: waiting, active, delayed, scheduled repeats, failed (dead letters).")
+@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True,
+              help="Comma-separated queue names.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help='Print {"queue": {"waiting": n, ...}}.')
+@click.option("--prometheus", is_flag=True, help="Print the Prometheus text format.")
+@click.option(
+    "--watch", type=float, default=None, metavar="SECONDS", help="Redraw every SECONDS until Ctrl-C."
+)
+@click.pass_context
+@_errors_to_exit_codes
+def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool, watch: float | None) -> None:
+    from bridge.metrics import exposition
+    from bridge.stats import parse_queues
+
+    queues = parse_queues(queues_text)
+    if watch is not None and watch <= 0:
+        raise click.UsageError("--watch takes a positive number of seconds")
+    bridge = _bridge(ctx)
+
+    def render() -> str:
+        counts = bridge.stats(queues)
+        if as_json:
+            return json.dumps({q: c.as_json() for q, c in counts.items()})
+        if prometheus:
+            return exposition(counts).rstrip("\n")
+        return _stats_table(counts)
+
+    if watch is None:
+        click.echo(render())
+        return
+    import time
+
+    try:
+        while True:
+            frame = render()
+            click.echo("\x1b[H\x1b[2J" + frame, nl=True)  # home and clear: redraw in place
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+@jobs.group(help="Dead letters: jobs that failed for good (Redis and the embedded server).")
+def dlq() -> None:
+    """``jobs dlq ...``."""
+
+
+def _letters(ctx: click.Context) -> Any:
+    letters = _bridge(ctx).dead_letters
+    if letters is None:
+        raise ConfigError("this backend keeps no dead letters here; for SQS use the queue's DLQ.")
+    return letters
+
+
+@dlq.command(name="list", help="List a queue's dead letters, newest first.")
+@click.option("--queue", required=True, help="Queue name.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects).")
+@click.pass_context
+@_errors_to_exit_codes
+def dlq_list(ctx: click.Context, queue: str, limit: int, as_json: bool) -> None:
+    entries = _letters(ctx).entries(queue, limit)
+    if as_json:
+        click.echo(json.dumps([e.as_json() for e in entries]))
+        return
+    if not entries:
+        click.echo(f"no dead letters in {queue}")
+    for e in entries:
+        click.echo(f"{e.id}  {e.name}  attempts={e.attempts}  {e.exc_type}: {redact(e.exc_message)[:120]}")
+
+
+@dlq.command(
+    name="retry", help="Re-enqueue dead letters with their job ids (removed from the list atomically)."
+)
+@click.option("--queue", required=True, help="Queue name.")
+@click.option("--id", "job_id", default=None, help="One job id.")
+@click.option("--all", "retry_all", is_flag=True, help="Every dead letter of the queue.")
+@click.pass_context
+@_errors_to_exit_codes
+def dlq_retry(ctx: click.Context, queue: str, job_id: str | None, retry_all: bool) -> None:
+    if (job_id is None) == (not retry_all):
+        raise click.UsageError("give exactly one of --id or --all")
+    click.echo(f"retried {_letters(ctx).retry(queue, job_id)}")
+
+
+@dlq.command(name="purge", help="Delete a queue's dead letters.")
+@click.option("--queue", required=True, help="Queue name.")
+@click.pass_context
+@_errors_to_exit_codes
+def dlq_purge(ctx: click.Context, queue: str) -> None:
+    click.echo(f"purged {_letters(ctx).purge(queue)}")
+
+
+@jobs.command(name="metrics-server", help="Serve the queue counts as Prometheus /metrics.")
+@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9808, show_default=True)
+@click.pass_context
+@_errors_to_exit_codes
+def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -> None:
+    import time
+
+    from bridge.metrics import serve
+    from bridge.stats import parse_queues
+
+    queues = parse_queues(queues_text)
+    bridge = _bridge(ctx)
+    server = serve(lambda: bridge.stats(queues), host, port)
+    click.echo(f"serving http://{host}:{server.server_address[1]}/metrics for {', '.join(queues)}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 def main() -> None:

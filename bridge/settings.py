@@ -24,6 +24,7 @@ JOBS_DEDUPE_TTL_SEC         lifetime of an idempotency guard (default 86400)
 JOBS_DEDUPE_UNTIL           ``expiry`` (default) or ``finish``: release the
                             guard when the job has finished for good
 JOBS_PROMOTE_INTERVAL_MS    how often workers move due delayed jobs (200)
+JOBS_DLQ_MAX                dead letters kept per queue (10000)
 ==========================  ===============================================
 """
 
@@ -74,6 +75,7 @@ class Settings:
     dedupe_ttl_sec: int = 86_400
     dedupe_until: str = "expiry"
     promote_interval_ms: int = 200
+    dlq_max: int = 10_000
 
     def __post_init__(self) -> None:
         _check_choice("QUEUE_BACKEND", self.queue_backend, BACKEND_ALIASES.values())
@@ -95,6 +97,7 @@ class Settings:
         for name, value in (
             ("JOBS_DEDUPE_TTL_SEC", self.dedupe_ttl_sec),
             ("JOBS_PROMOTE_INTERVAL_MS", self.promote_interval_ms),
+            ("JOBS_DLQ_MAX", self.dlq_max),
             ("SQS_HEARTBEAT_SEC", self.sqs_heartbeat_sec),
             ("SQS_EXTEND_BY_SEC", self.sqs_extend_by_sec),
         ):
@@ -166,6 +169,7 @@ class Settings:
             dedupe_ttl_sec=_int_or("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC"), 86_400),
             dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
             promote_interval_ms=_int_or("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"), 200),
+            dlq_max=_int_or("JOBS_DLQ_MAX", get("JOBS_DLQ_MAX"), 10_000),
         )
 
 

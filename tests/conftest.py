@@ -210,12 +210,19 @@ def start_worker(
     workers: list[WorkerProcess] = []
 
     def start(
-        name: str = "w1", concurrency: int = 1, queues: str | None = None, wait: bool = True, **env: str
+        name: str = "w1",
+        concurrency: int = 1,
+        queues: str | None = None,
+        wait: bool = True,
+        events: bool = False,
+        **env: str,
     ) -> WorkerProcess:
         args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
         if queues:
             args += ["-Q", queues]
+        if events:
+            args.append("-E")  # task events, as Flower needs
         worker: WorkerProcess = WorkerProcess.spawn(
             args, tmp_path / f"{name}.log", server.env(**env), name=name, client=redis_client
         )

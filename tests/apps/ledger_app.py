@@ -76,3 +76,24 @@ def flaky(self: Any, order_id: int) -> str:
         raise RuntimeError("first attempt fails")
     client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": f"flaky-{order_id}"}))
     return "ok"
+
+
+@app.task(name="ledger.fail", bind=True)
+def fail(self: Any, key: str | None = None) -> None:
+    """Fails for good unless test:fixed is set: a dead letter."""
+    if not client().exists("test:fixed"):
+        raise ValueError(f"cannot process {key}")
+    client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": key}))
+
+
+@app.task(name="ledger.fail_quietly", bridge_dead_letter=False)
+def fail_quietly() -> None:
+    """Fails, but opted out of dead letters."""
+    raise ValueError("nobody keeps this")
+
+
+@app.task(name="ledger.block", bind=True)
+def block(self: Any, key: str | None = None) -> None:
+    """Holds its worker slot until the test pushes to test:release (or 60 s pass)."""
+    client().rpush("test:blocked", self.request.id)
+    client().blpop(["test:release"], timeout=60)

@@ -1,0 +1,89 @@
+"""Queue counts: waiting, active, delayed, scheduled repeats and dead letters, per queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from bridge.errors import InvalidInput, backend_unavailable
+
+if TYPE_CHECKING:
+    from bridge.bridge import Bridge
+
+__all__ = ["QueueCounts", "collect", "parse_queues"]
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Counts of one queue; exact on Redis and the embedded server.
+
+    Attributes:
+        waiting: messages in the queue, all priority sub-queues counted.
+        active: reserved by a worker and not yet acknowledged (running or prefetched).
+        delayed: waiting for their delay, in the bridge's delayed set.
+        scheduled: standing repeats whose runs go to this queue.
+        failed: dead letters.
+    """
+
+    waiting: int
+    active: int
+    delayed: int
+    scheduled: int
+    failed: int
+
+    def as_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def parse_queues(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``; raises InvalidInput naming ``--queues`` for an empty list or name."""
+    names = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not name for name in names):
+        raise InvalidInput(
+            "--queues", f"{text!r} is not a comma-separated list of queue names, e.g. celery,app:jobs."
+        )
+    return names
+
+
+def collect(bridge: Bridge, queues: Sequence[str]) -> dict[str, QueueCounts]:
+    """Count each queue (one pipeline for the lists, one scan of in-flight messages)."""
+    backend: Any = bridge.backend
+    try:
+        channel = backend._builder().channel
+        steps = channel.priority_steps
+        prefix = channel.global_keyprefix or ""
+        client = backend.client
+        with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                for step in steps:
+                    pipe.llen(prefix + channel._q_for_pri(queue, step))
+                pipe.zcard(backend.key("delayed", queue))
+                pipe.llen(backend.key("dead", queue))
+            counts = pipe.execute()
+            unacked = client.hvals(prefix + channel.unacked_key)
+        repeats = bridge.jobs.list()
+    except RedisError as exc:
+        raise backend_unavailable("jobs stats", exc, backend.url) from None
+    in_flight: dict[str, int] = {}
+    for raw in unacked:
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            continue
+        in_flight[routing_key] = in_flight.get(routing_key, 0) + 1
+    out = {}
+    per_queue = len(steps) + 2
+    for i, queue in enumerate(queues):
+        chunk = counts[i * per_queue : (i + 1) * per_queue]
+        out[queue] = QueueCounts(
+            waiting=sum(chunk[: len(steps)]),
+            active=in_flight.get(queue, 0),
+            delayed=chunk[len(steps)],
+            scheduled=sum(1 for r in repeats if r.queue == queue),
+            failed=chunk[len(steps) + 1],
+        )
+    return out

@@ -1,0 +1,168 @@
+"""jobs stats, dead letters and metrics against a real Redis and real workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ROOT, read_ledger, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.worker]
+Q = "work"
+
+
+def jobs_cli(server, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=server.env(**env), capture_output=True,
+        text=True, timeout=90,
+    )  # fmt: skip
+
+
+def fill_queue(start_worker, bridge, redis_client) -> None:
+    """5 waiting, 2 running, 3 delayed, 1 repeat and 2 dead letters, all in queue Q."""
+    start_worker("w1", concurrency=2, queues=Q)
+    for i in range(2):
+        bridge.queue.add("ledger.fail", {"key": f"bad-{i}"}, queue=Q)
+    assert wait_for(lambda: bridge.dead_letters.count(Q) == 2, timeout=20)
+    for i in range(2):
+        bridge.queue.add("ledger.block", {"key": f"run-{i}"}, queue=Q)
+    assert wait_for(lambda: redis_client.llen("test:blocked") == 2, timeout=20)
+    for i in range(5):
+        bridge.queue.add("ledger.record", {"key": f"wait-{i}"}, queue=Q)
+    for i in range(3):
+        bridge.queue.add("ledger.record", {"key": f"later-{i}"}, queue=Q, delay_ms=120_000)
+    bridge.jobs.schedule("ledger.record", {"key": "rep"}, every_ms=3_600_000, queue=Q)
+
+
+def test_stats_json_counts_every_state(start_worker, make_bridge, redis_client, server):
+    bridge = make_bridge()
+    fill_queue(start_worker, bridge, redis_client)
+    try:
+        done = jobs_cli(server, "stats", "--queues", f"{Q},celery", "--json")
+        assert done.returncode == 0, done.stderr
+        counts = json.loads(done.stdout)
+        assert counts[Q] == {"waiting": 5, "active": 2, "delayed": 3, "scheduled": 1, "failed": 2}
+        assert counts["celery"] == {"waiting": 0, "active": 0, "delayed": 0, "scheduled": 0, "failed": 0}
+        assert bridge.stats([Q])[Q].active == 2
+
+        table = jobs_cli(server, "stats", "--queues", Q).stdout.splitlines()
+        assert table[0].split() == ["queue", "waiting", "active", "delayed", "scheduled", "failed"]
+        assert table[1].split() == [Q, "5", "2", "3", "1", "2"]
+
+        text = jobs_cli(server, "stats", "--queues", Q, "--prometheus").stdout
+        samples = {
+            (family.name, sample.labels["queue"]): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        assert samples[("bridge_queue_waiting_jobs", Q)] == 5
+        assert samples[("bridge_queue_active_jobs", Q)] == 2
+        assert samples[("bridge_queue_failed_jobs", Q)] == 2
+    finally:
+        redis_client.rpush("test:release", "go", "go")
+
+
+def test_dead_letters_record_the_failure_and_retry_runs_once(start_worker, make_bridge, redis_client, server):
+    start_worker("w1")
+    bridge = make_bridge()
+    job = bridge.queue.add("ledger.fail", {"key": "k1"}, idempotency_key="k1")
+    bridge.queue.add("ledger.fail_quietly", {})
+    assert wait_for(lambda: bridge.dead_letters.count("celery") == 1, timeout=20)
+
+    listed = json.loads(jobs_cli(server, "dlq", "list", "--queue", "celery", "--json").stdout)
+    assert len(listed) == 1  # the opted-out task left none
+    [letter] = listed
+    assert (letter["id"], letter["name"], letter["data"]) == (job.id, "ledger.fail", {"key": "k1"})
+    assert (letter["exc_type"], letter["exc_message"], letter["attempts"]) == (
+        "ValueError",
+        "cannot process k1",
+        1,
+    )
+    assert "ValueError" in letter["traceback"]
+
+    redis_client.set("test:fixed", 1)
+    retried = jobs_cli(server, "dlq", "retry", "--queue", "celery", "--id", job.id)
+    assert (retried.returncode, retried.stdout.strip()) == (0, "retried 1")
+    assert wait_for(lambda: redis_client.llen("test:ledger") == 1, timeout=20)
+    assert bridge.app.AsyncResult(job.id).get(timeout=10) is None
+    assert [line["id"] for line in read_ledger(redis_client)] == [job.id]
+    assert bridge.dead_letters.count("celery") == 0
+    again = jobs_cli(server, "dlq", "retry", "--queue", "celery", "--id", job.id)
+    assert again.returncode == 2  # nothing left to retry: no second run
+    assert redis_client.llen("test:ledger") == 1
+
+
+def test_dead_letters_are_bounded_and_purgeable(start_worker, make_bridge, redis_client, server):
+    start_worker("w1", JOBS_DLQ_MAX="3")
+    bridge = make_bridge()
+    for i in range(6):
+        bridge.queue.add("ledger.fail", {"key": f"storm-{i}"})
+    assert wait_for(
+        lambda: redis_client.llen("test:blocked") == 0 and bridge.dead_letters.count("celery") == 3
+    )
+    purged = jobs_cli(server, "dlq", "purge", "--queue", "celery")
+    assert purged.stdout.strip() == "purged 3"
+    assert bridge.dead_letters.count("celery") == 0
+
+
+def test_metrics_server_serves_prometheus_text(make_bridge, redis_client, server):
+    bridge = make_bridge()
+    bridge.queue.add("ledger.record", {"key": "m"}, queue=Q)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "metrics-server", "--queues", Q, "--port", "0"],
+        cwd=ROOT, env=server.env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:")
+        url = line.split()[1]
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        [sample] = families["bridge_queue_waiting_jobs"].samples
+        assert (sample.labels, sample.value) == ({"queue": Q}, 1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_cli_errors_are_one_line_without_traceback_or_secret(server, redis_client):
+    bad_syntax = jobs_cli(server, "stats", "--queues", "a,,b")
+    down = jobs_cli(server, "stats", "--queues", Q, REDIS_URL="redis://:s3cr3tpw@127.0.0.1:1/0",
+                    QUEUE_BACKEND="redis")  # fmt: skip
+    assert bad_syntax.returncode == 2
+    assert "--queues" in bad_syntax.stderr
+    assert down.returncode == 1
+    for done in (bad_syntax, down):
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "s3cr3tpw" not in done.stderr + done.stdout
+
+
+def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_client):
+    """Flower reads worker events; a job added through the bridge shows up like any other."""
+    import threading
+
+    bridge = make_bridge()
+    start_worker("w1", events=True)
+    seen: list[str] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with bridge.app.connection_for_read() as conn:
+            receiver = bridge.app.events.Receiver(
+                conn, handlers={"task-succeeded": lambda event: seen.append(event["uuid"])}
+            )
+            ready.set()
+            receiver.capture(limit=None, timeout=20, wakeup=False)
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    ready.wait(10)
+    job = bridge.queue.add("ledger.record", {"key": "evented"})
+    assert wait_for(lambda: job.id in seen, timeout=20)
