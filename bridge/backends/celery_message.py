@@ -163,8 +163,8 @@ class CeleryMessageBuilder:
 
         ``data_json`` is ``kwargs`` already encoded as JSON, when the caller has it.
         """
-        template = self._template(name, queue, priority)
-        if template is not None and self._template_applies():
+        template = self._template(name, queue, priority) if self._template_applies() else None
+        if template is not None:
             return self._from_template(template, job_id, name, kwargs, data_json)
         message, commands = self._capture(job_id, name, kwargs, queue, priority)
         info = message["properties"]["delivery_info"]
@@ -236,8 +236,8 @@ class CeleryMessageBuilder:
         return self._templates[key]
 
     def _make_template(self, name: str, queue: str | None, priority: int | None) -> _Template | None:
-        if not self._template_applies():
-            return None
+        # Only called where the template applies (see build), so a None cached here
+        # means this task's messages cannot be templated, not that the moment was wrong.
         message, commands = self._capture(_TEMPLATE_ID, name, {}, queue, priority)
         headers = message["headers"]
         props = message["properties"]
