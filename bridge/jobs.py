@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redbeat.schedulers import get_redis
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from bridge.beat import BridgeEntry, TimetableSchedule
@@ -167,7 +168,10 @@ class Jobs:
         last_job = json.loads(meta).get("last_job") if meta else None
         if last_job and not self._bridge.jobs_backend.withdraw(last_job):
             # Taken by a worker already: stop it from starting if it is only reserved.
-            app.control.revoke(last_job)
+            try:
+                app.control.revoke(last_job)
+            except (KombuError, RedisError, OSError) as exc:
+                raise backend_unavailable("jobs.cancel (revoking the last run)", exc) from None
         return bool(removed)
 
     def list(self) -> list[Repeat]:
