@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redbeat.schedulers import get_redis
 from kombu.exceptions import KombuError
+from redbeat.schedulers import get_redis
 from redis.exceptions import RedisError
 
 from bridge.beat import BridgeEntry, TimetableSchedule
