@@ -280,6 +280,59 @@ def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -
         server.shutdown()
 
 
+@jobs.group(help="Amazon SQS queues (credentials from the AWS chain; AWS_ENDPOINT_URL_SQS for an emulator).")
+def sqs() -> None:
+    """``jobs sqs ...``."""
+
+
+@sqs.command(name="ensure-queue", help="Create or check a queue and its dead-letter queue (idempotent).")
+@click.argument("name_or_url")
+@click.option("--fifo", is_flag=True, help="A FIFO queue (its name ends in .fifo).")
+@click.option("--dlq", default=None, help="Name of the dead-letter queue to create and attach.")
+@click.option("--max-receive-count", type=int, default=5, show_default=True, help="Receives before redrive.")
+@click.option("--visibility-timeout", type=int, default=None, help="Seconds (0-43200).")
+@_errors_to_exit_codes
+def sqs_ensure_queue(
+    name_or_url: str, fifo: bool, dlq: str | None, max_receive_count: int, visibility_timeout: int | None
+) -> None:
+    from bridge.sqs_admin import SqsAdmin
+
+    admin = SqsAdmin(Settings.from_env())
+    url = admin.ensure_queue(
+        name_or_url,
+        fifo=fifo,
+        dlq=dlq,
+        max_receive_count=max_receive_count,
+        visibility_timeout=visibility_timeout,
+    )
+    click.echo(url)
+
+
+@jobs.command(
+    name="stats-sqs", help="Approximate visible, in-flight and delayed counts of SQS queues and DLQs."
+)
+@click.option("--queue-url", "urls", multiple=True, help="Queue URL (repeatable; default SQS_QUEUE_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects, DLQ nested).")
+@_errors_to_exit_codes
+def stats_sqs(urls: tuple[str, ...], as_json: bool) -> None:
+    from bridge.sqs_admin import SqsAdmin
+
+    settings = Settings.from_env()
+    targets = list(urls) or ([settings.sqs_queue_url] if settings.sqs_queue_url else [])
+    if not targets:
+        raise ConfigError("no queue: pass --queue-url URL or set SQS_QUEUE_URL.")
+    admin = SqsAdmin(settings)
+    infos = [admin.counts(url) for url in targets]
+    if as_json:
+        click.echo(json.dumps([info.as_json() for info in infos]))
+        return
+    click.echo(f"{'queue':60} {'visible':>8} {'in flight':>10} {'delayed':>8}")
+    for info in infos:
+        for label, row in ((info.url, info), (f"  dlq {info.dlq.url}" if info.dlq else "", info.dlq)):
+            if row is not None:
+                click.echo(f"{redact(label):60} {row.visible:>8} {row.in_flight:>10} {row.delayed:>8}")
+
+
 def main() -> None:
     """Console-script entry point."""
     jobs(prog_name="jobs")

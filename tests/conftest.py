@@ -236,6 +236,74 @@ def start_worker(
         worker.stop()
 
 
+@dataclass(frozen=True)
+class MotoSqs:
+    """moto's SQS server on a loopback port, and the environment that points at it."""
+
+    endpoint: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_SQS": self.endpoint,
+        }
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {"aws_region": "us-east-1", "aws_endpoint_url_sqs": self.endpoint}
+        values.update(overrides)
+        return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoSqs]:
+    """Start moto's server (``moto[server]``) on a free 127.0.0.1 port for the session."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
+        _service_missing("moto's SQS server (pip install 'moto[server]')")
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                _service_missing(f"moto's SQS server on {endpoint}")
+            time.sleep(0.1)
+    yield MotoSqs(endpoint)
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def sqs(moto_server: MotoSqs, monkeypatch: pytest.MonkeyPatch) -> MotoSqs:
+    """moto's server, reset before each test (its reset endpoint; PurgeQueue is rate-limited).
+
+    The test process gets the emulator's dummy credentials the way a user's does:
+    through the AWS chain's environment variables.
+    """
+    import urllib.request
+
+    request = urllib.request.Request(moto_server.endpoint + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
 BEAT_LOCK = "bridge:repeat::lock"
 
 
