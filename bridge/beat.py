@@ -192,7 +192,7 @@ class BridgeScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat is unt
             data=dict(entry.kwargs),
             job_id=job_id_for(entry.task, run_key),
             idempotency_key=run_key,
-            queue=entry.options.get("queue") or bridge.settings.jobs_queue_name,
+            queue=entry.options.get("queue") or bridge.jobs_queue,
             guard_ttl_ms=RUN_GUARD_MS,
             track=True,
         )

@@ -69,6 +69,9 @@ class Bridge:
         else:
             self.jobs_backend = resolve_backend(self.settings.jobs_backend)(app, self.settings)  # type: ignore[call-arg]
         self.queue = JobQueue(self.backend)
+        # SQS consumes only predefined queues: scheduled jobs go to the configured one there.
+        self.on_sqs = self.settings.jobs_backend == "sqs"
+        self.jobs_queue: str = app.conf.task_default_queue if self.on_sqs else self.settings.jobs_queue_name
         self._store: redis.Redis | None = None
         self.jobs = Jobs(self)
         registry.register(app, self)
@@ -112,11 +115,11 @@ class Bridge:
         # jobs too; a worker started with -Q for other queues is left as configured.
         app: Any = self.app
         ours = getattr(instance, "app", None) is app
-        if not ours:
+        if not ours or self.on_sqs:
             return
         queues = app.amqp.queues
         if app.conf.task_default_queue in queues.consume_from:
-            queues.select_add(self.settings.jobs_queue_name)
+            queues.select_add(self.jobs_queue)
 
     def _release_on_finish(
         self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any

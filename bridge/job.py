@@ -19,6 +19,8 @@ class JobRequest:
     delay_ms: int = 0
     queue: str | None = None
     priority: int | None = None
+    #: SQS message group (FIFO order holds per group); None: SQS_MESSAGE_GROUP_ID.
+    group_id: str | None = None
     #: How long the idempotency guard stands (ms); None: the configured dedupe TTL.
     guard_ttl_ms: int | None = None
     #: Keep what is needed to withdraw the message until a worker takes it (repeat runs).

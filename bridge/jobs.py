@@ -103,7 +103,7 @@ class Jobs:
                 data,
                 idempotency_key=idempotency_key,
                 delay_ms=delay_ms,
-                queue=queue or self._bridge.settings.jobs_queue_name,
+                queue=queue or self._bridge.jobs_queue,
             )
             return self._bridge.jobs_backend.enqueue([request])[0]
         if delay_ms is not None:
@@ -111,7 +111,7 @@ class Jobs:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
             raise InvalidSchedule("limit", f"must be a positive number of runs, got {limit!r}.")
         task, key, kwargs = check_name(name), check_key(idempotency_key), check_payload(data)
-        target = check_queue(queue) or self._bridge.settings.jobs_queue_name
+        target = check_queue(queue) or self._bridge.jobs_queue
         timetable = Timetable(
             cron=cron, every_ms=every_ms, tz=tz or "UTC", start_at=start_at, end_at=end_at,
             anchor=datetime.now(UTC),

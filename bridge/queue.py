@@ -11,6 +11,7 @@ from bridge.ids import job_id_for
 from bridge.job import Job, JobRequest
 from bridge.validation import (
     check_delay_ms,
+    check_group,
     check_key,
     check_name,
     check_priority,
@@ -29,6 +30,7 @@ def make_request(
     delay_ms: object = None,
     queue: object = None,
     priority: object = None,
+    group_id: object = None,
 ) -> JobRequest:
     """Validate one add; raise a BridgeError naming the bad field before anything is sent."""
     task = check_name(name)
@@ -43,6 +45,7 @@ def make_request(
         delay_ms=check_delay_ms(delay_ms),
         queue=check_queue(queue),
         priority=check_priority(priority),
+        group_id=check_group(group_id),
     )
 
 
@@ -61,6 +64,7 @@ class JobQueue:
         delay_ms: int | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        group_id: str | None = None,
     ) -> Job:
         """Add one job for the Celery task ``name``; ``data`` becomes its keyword arguments.
 
@@ -75,6 +79,8 @@ class JobQueue:
                 waits in the backend, not in a worker's memory.
             queue: override the task's Celery route.
             priority: the message priority, as ``apply_async(priority=...)``.
+            group_id: the SQS message group (FIFO order holds per group); default
+                ``SQS_MESSAGE_GROUP_ID``. Ignored by Redis.
 
         Raises:
             InvalidPayload: ``data`` is not a JSON object.
@@ -83,8 +89,9 @@ class JobQueue:
                 same key is safe.
         """
         request = make_request(
-            name, data, idempotency_key=idempotency_key, delay_ms=delay_ms, queue=queue, priority=priority
-        )
+            name, data, idempotency_key=idempotency_key, delay_ms=delay_ms, queue=queue, priority=priority,
+            group_id=group_id,
+        )  # fmt: skip
         return self._backend.enqueue([request])[0]
 
     def add_bulk(
@@ -102,7 +109,7 @@ class JobQueue:
             if not isinstance(item, tuple) or len(item) not in (2, 3):
                 raise InvalidJob(f"jobs[{index}]", "each item must be (name, data) or (name, data, options).")
             options: Mapping[str, Any] = item[2] if len(item) == 3 else {}
-            unknown = set(options) - {"idempotency_key", "delay_ms", "queue", "priority"}
+            unknown = set(options) - {"idempotency_key", "delay_ms", "queue", "priority", "group_id"}
             if unknown:
                 raise InvalidJob(f"jobs[{index}]", f"unknown options {sorted(unknown)}.")
             try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from bridge.errors import InvalidInput, backend_unavailable
+from bridge.errors import ConfigError, InvalidInput, backend_unavailable
 
 if TYPE_CHECKING:
     from bridge.bridge import Bridge
@@ -51,7 +51,11 @@ def parse_queues(text: str) -> list[str]:
 
 def collect(bridge: Bridge, queues: Sequence[str]) -> dict[str, QueueCounts]:
     """Count each queue (one pipeline for the lists, one scan of in-flight messages)."""
+    from bridge.backends.redis import RedisBackend
+
     backend: Any = bridge.backend
+    if not isinstance(backend, RedisBackend):
+        raise ConfigError("jobs stats counts Redis and embedded queues; for SQS run jobs stats-sqs.")
     try:
         channel = backend._builder().channel
         steps = channel.priority_steps

@@ -11,6 +11,7 @@ from bridge.errors import InvalidJob, InvalidPayload
 
 __all__ = [
     "check_delay_ms",
+    "check_group",
     "check_key",
     "check_name",
     "check_payload",
@@ -126,3 +127,16 @@ def check_queue(queue: object) -> str | None:
     if not isinstance(queue, str) or not queue.strip():
         raise InvalidJob("queue", f"must be a non-empty queue name, got {queue!r}.")
     return queue
+
+
+def check_group(group_id: object) -> str | None:
+    """Return an SQS message group id (1-128 printable ASCII characters), or raise InvalidJob."""
+    if group_id is None:
+        return None
+    if (
+        not isinstance(group_id, str)
+        or not 1 <= len(group_id) <= 128
+        or not all(33 <= ord(c) <= 126 for c in group_id)
+    ):
+        raise InvalidJob("group_id", f"must be 1 to 128 printable ASCII characters, got {group_id!r}.")
+    return group_id

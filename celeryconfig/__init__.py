@@ -26,11 +26,9 @@ VISIBILITY_TIMEOUT_SEC = 3600
 def build(settings: Settings | None = None) -> dict[str, Any]:
     """Return the Celery settings for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
-    broker_url = _broker_url(settings)
+    values = _broker(settings)
     return {
-        "broker_url": broker_url,
-        # Results in the same Redis, so app.AsyncResult(job.id) works out of the box.
-        "result_backend": broker_url,
+        **values,
         # Keep results a day, like the dedupe guard, then let Redis reclaim them.
         "result_expires": 86_400,
         # JSON only, both ways: a pickle message is never deserialised.
@@ -44,12 +42,6 @@ def build(settings: Settings | None = None) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # A worker process reserves one job at a time: none sit idle behind a long one.
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_SEC,
-            # Detect dead TCP connections instead of hanging on them.
-            "socket_keepalive": True,
-            "health_check_interval": 25,
-        },
         "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SEC},
         # Workers started before Redis keep retrying instead of exiting.
         "broker_connection_retry_on_startup": True,
@@ -66,20 +58,33 @@ def build(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
-def _broker_url(settings: Settings) -> str:
+def _broker(settings: Settings) -> dict[str, Any]:
+    if settings.queue_backend == "sqs":
+        from celeryconfig._sqs import sqs_settings
+
+        return sqs_settings(settings, VISIBILITY_TIMEOUT_SEC)
     if settings.queue_backend == "redis" and settings.redis_url:
-        return settings.redis_url
-    if settings.queue_backend == "embedded":
+        url = settings.redis_url
+    elif settings.queue_backend == "embedded":
         from bridge.embedded import EmbeddedServer
 
         # Started on demand: the first process of the app to load its config starts it.
         server = EmbeddedServer(settings.bridge_home)
         server.ensure_running()
-        return server.broker_url
-    raise ConfigError(
-        f"celeryconfig: QUEUE_BACKEND={settings.queue_backend!r} has no broker in this release; "
-        "set REDIS_URL=redis://host:6379/0 (and QUEUE_BACKEND=redis or leave it unset)."
-    )
+        url = server.broker_url
+    else:  # pragma: no cover - Settings refuses other combinations
+        raise ConfigError(f"celeryconfig: QUEUE_BACKEND={settings.queue_backend!r} has no broker.")
+    return {
+        "broker_url": url,
+        # Results in the same Redis, so app.AsyncResult(job.id) works out of the box.
+        "result_backend": url,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_SEC,
+            # Detect dead TCP connections instead of hanging on them.
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        },
+    }
 
 
 @functools.cache

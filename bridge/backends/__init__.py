@@ -19,11 +19,7 @@ __all__ = ["BACKENDS", "resolve_backend"]
 BACKENDS: dict[str, str] = {
     "redis": "bridge.backends.redis:RedisBackend",
     "embedded": "bridge.backends.embedded:EmbeddedBackend",
-}
-
-# Named in the contract, built by later releases; asking for one says so plainly.
-_NOT_YET = {
-    "sqs": "the SQS backend is not available yet; use QUEUE_BACKEND=redis with REDIS_URL",
+    "sqs": "bridge.backends.sqs:SqsBackend",
 }
 
 
@@ -31,12 +27,11 @@ def resolve_backend(name: str) -> type[QueueBackend]:
     """Return the backend class registered under ``name``.
 
     Raises:
-        ConfigError: the name is unknown or its backend is not available.
+        ConfigError: the name is unknown.
     """
     target = BACKENDS.get(name)
     if target is None:
-        reason = _NOT_YET.get(name, f"accepted: {', '.join(BACKENDS)}")
-        raise ConfigError(f"QUEUE_BACKEND={name!r}: {reason}.")
+        raise ConfigError(f"QUEUE_BACKEND={name!r} is not a backend; accepted: {', '.join(BACKENDS)}.")
     module, _, attr = target.partition(":")
     cls: type[QueueBackend] = getattr(import_module(module), attr)
     return cls

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from celery import Celery
 
 import celeryconfig
-from bridge.errors import ConfigError
 from bridge.settings import Settings
 
 URL = "redis://127.0.0.1:6379/3"
@@ -27,10 +25,19 @@ def test_build_gives_safe_json_late_ack_settings_for_redis() -> None:
     assert conf["broker_transport_options"]["visibility_timeout"] > 0
 
 
-def test_build_refuses_a_backend_without_a_broker() -> None:
-    settings = Settings(queue_backend="sqs", jobs_backend="sqs", sqs_queue_url="https://sqs.example/1/q")
-    with pytest.raises(ConfigError, match="QUEUE_BACKEND='sqs'"):
-        celeryconfig.build(settings)
+def test_build_for_sqs_uses_the_predefined_queue_and_the_endpoint() -> None:
+    settings = Settings(
+        queue_backend="sqs", jobs_backend="sqs", sqs_queue_url="http://127.0.0.1:4566/000000000000/orders.fifo",
+        sqs_fifo=True, aws_region="eu-west-1", aws_endpoint_url_sqs="http://127.0.0.1:4566",
+    )  # fmt: skip
+    conf = celeryconfig.build(settings)
+    assert conf["broker_url"] == "sqs://127.0.0.1:4566"
+    options = conf["broker_transport_options"]
+    assert options["predefined_queues"] == {"orders.fifo": {"url": settings.sqs_queue_url}}
+    assert (options["region"], options["is_secure"], options["wait_time_seconds"]) == ("eu-west-1", False, 20)
+    assert conf["task_default_queue"] == "orders.fifo"
+    assert conf["worker_concurrency"] == 1  # FIFO: one at a time
+    assert conf["accept_content"] == ["json"]
 
 
 def test_a_celery_app_takes_the_built_settings() -> None:

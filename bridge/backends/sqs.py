@@ -1,0 +1,169 @@
+"""SQS backend: jobs go to an SQS queue through Celery's own producer (kombu's SQS transport).
+
+SQS has no script that could claim a key and send in one step, so the dedupe
+guard lives in the guard store (``REDIS_URL``, else the embedded server, which is
+per machine): the add claims the key with ``SET NX``, sends, and undoes the claim
+if the send fails. Nothing is left claimed without a job.
+
+FIFO queues get ``MessageGroupId`` from ``group_id=`` or ``SQS_MESSAGE_GROUP_ID``
+and ``MessageDeduplicationId`` from the idempotency key (hashed to fit SQS's 128
+characters). Delays up to 900 s use native ``DelaySeconds``; longer ones are
+refused with ``DelayTooLong`` rather than clamped (kombu would clamp them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from bridge.backends.base import QueueBackend
+from bridge.errors import (
+    CancelNotSupported,
+    ConfigError,
+    DelayTooLong,
+    InvalidJob,
+    InvalidPayload,
+    backend_unavailable,
+)
+from bridge.job import Job, JobRequest
+from bridge.redact import redact
+from bridge.settings import Settings
+
+__all__ = ["MAX_DELAY_MS", "MAX_MESSAGE_BYTES", "SqsBackend"]
+
+logger = logging.getLogger("bridge.sqs")
+
+MAX_DELAY_MS = 900_000  # SQS's DelaySeconds limit: 15 minutes
+MAX_MESSAGE_BYTES = 262_144  # SQS's default (and maximum classic) MaximumMessageSize
+
+
+class SqsBackend(QueueBackend):
+    """Queue backend on the Celery app's SQS broker, deduped through the guard store."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
+        if not self.url.startswith("sqs://"):
+            raise ConfigError(
+                f"the sqs backend sends through the Celery broker, but broker_url={redact(self.url)!r} "
+                "is not SQS. Call app.config_from_object('celeryconfig') with QUEUE_BACKEND=sqs "
+                "and SQS_QUEUE_URL."
+            )
+        self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
+        self._store: redis.Redis | None = None
+        self._store_url = ""
+
+    @property
+    def client(self) -> redis.Redis:
+        """The guard store: ``REDIS_URL``, else the embedded server (one machine only)."""
+        if self._store is None:
+            if self.settings.redis_url:
+                self._store_url = self.settings.redis_url
+            else:
+                from bridge.embedded import EmbeddedServer
+
+                logger.warning(
+                    "bridge: no REDIS_URL, so SQS dedupe guards, repeats and locks live in the embedded "
+                    "server of this machine only; set REDIS_URL to share them between machines"
+                )
+                server = EmbeddedServer(self.settings.bridge_home)
+                server.ensure_running()
+                self._store_url = server.url
+            self._store = redis.Redis.from_url(self._store_url)
+        return self._store
+
+    @property
+    def redis_url(self) -> str:
+        """The guard store's URL (repeats are kept there too)."""
+        self.client  # noqa: B018 - resolves the URL
+        return self._store_url
+
+    def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
+        for request in requests:  # every item is checked before anything is claimed or sent
+            self._check(request)
+        return [self._add(request) for request in requests]
+
+    def _check(self, request: JobRequest) -> None:
+        if request.delay_ms > MAX_DELAY_MS:
+            raise DelayTooLong(
+                "delay_ms",
+                f"{request.delay_ms} ms is over SQS's 900,000 ms (15 minutes); schedule it with "
+                "jobs.schedule(start_at=...) or use the Redis backend.",
+            )
+        if request.delay_ms and self.settings.sqs_fifo:
+            raise InvalidJob("delay_ms", "SQS FIFO queues take no per-message delay; add it without one.")
+        size = len(request.data_json or json.dumps(request.data))
+        if size > MAX_MESSAGE_BYTES // 2:  # the message wraps the data (base64, headers)
+            raise InvalidPayload("data", f"{size} bytes of data will not fit SQS's 256 KiB message limit.")
+
+    def _add(self, request: JobRequest) -> Job:
+        queue = request.queue or self.app.conf.task_default_queue
+        guard = f"bridge:guard:{request.job_id}"
+        claimed = False
+        try:
+            if request.idempotency_key is not None:
+                ttl = (request.guard_ttl_ms or self._guard_ttl_ms) + request.delay_ms
+                claimed = bool(self.client.set(guard, queue, nx=True, px=ttl))
+                if not claimed:
+                    standing = self.client.get(guard)
+                    text = standing.decode() if isinstance(standing, bytes) else str(standing or queue)
+                    return Job(id=request.job_id, name=request.name, queue=text, deduplicated=True)
+            self.app.send_task(
+                request.name, kwargs=request.data, task_id=request.job_id, queue=queue,
+                priority=request.priority, **self._properties(request),
+            )  # fmt: skip
+        except Exception as exc:
+            if claimed:  # the send failed: free the key, so a retry with it can send
+                self.client.delete(guard)
+            client_error = type(exc).__module__.startswith("botocore")
+            if client_error or isinstance(exc, (RedisError, KombuError, OSError)):
+                raise backend_unavailable("queue.add", exc, self.url) from None
+            raise
+        return Job(id=request.job_id, name=request.name, queue=queue)
+
+    def _properties(self, request: JobRequest) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        if request.delay_ms:
+            props["DelaySeconds"] = math.ceil(request.delay_ms / 1000)
+        if self.settings.sqs_fifo:
+            group = request.group_id or self.settings.sqs_message_group_id
+            if group:
+                props["MessageGroupId"] = group
+            seed = request.idempotency_key if request.idempotency_key is not None else request.job_id
+            props["MessageDeduplicationId"] = hashlib.sha256(f"{request.name}\0{seed}".encode()).hexdigest()
+        elif request.group_id:
+            props["MessageGroupId"] = request.group_id  # SQS fair queues on standard queues
+        return props
+
+    def promote_due(self) -> float | None:
+        return None  # SQS delays natively
+
+    def cancel_delayed(self, job_id: str) -> bool:
+        raise CancelNotSupported(
+            "SQS cannot remove a message it has accepted, and tombstones for SQS jobs are not built yet; "
+            "make the handler check a flag of yours, or use the Redis backend."
+        )
+
+    def withdraw(self, job_id: str) -> bool:
+        return False  # an accepted SQS message cannot be taken back
+
+    def release_guard(self, job_id: str) -> None:
+        try:
+            self.client.delete(f"bridge:guard:{job_id}")
+        except RedisError as exc:
+            raise backend_unavailable("releasing an idempotency guard", exc) from None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

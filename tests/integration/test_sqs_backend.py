@@ -1,0 +1,81 @@
+"""The SQS backend with real celery workers on moto's SQS server (guards in the test Redis)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import boto3
+import pytest
+
+from bridge import DelayTooLong, InvalidJob
+from bridge.sqs_admin import SqsAdmin
+from tests.conftest import read_ledger, server_ms, wait_for
+
+pytestmark = [pytest.mark.sqs, pytest.mark.redis, pytest.mark.worker]
+
+
+def sqs_bridge(make_bridge, sqs, url: str, fifo: bool = False):
+    return make_bridge(
+        queue_backend="sqs", jobs_backend="sqs", sqs_queue_url=url, sqs_fifo=fifo,
+        aws_region="us-east-1", aws_endpoint_url_sqs=sqs.endpoint,
+    )  # fmt: skip
+
+
+def sqs_worker(start_worker, sqs, url: str, fifo: bool = False, **kwargs):
+    env = {**sqs.env(), "QUEUE_BACKEND": "sqs", "SQS_QUEUE_URL": url, "SQS_FIFO": "true" if fifo else "false"}
+    return start_worker("sqsw", **kwargs, **env)
+
+
+def visible(url: str, sqs) -> int:
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs.endpoint)
+    attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_jobs_run_once_with_dedupe_and_a_native_delay(sqs, start_worker, make_bridge, redis_client):
+    url = SqsAdmin(sqs.settings()).ensure_queue("jobs")
+    sqs_worker(start_worker, sqs, url, concurrency=2)
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    first = bridge.queue.add("ledger.record", {"key": "a"}, idempotency_key="a")
+    dup = bridge.queue.add("ledger.record", {"key": "a"}, idempotency_key="a")
+    bridge.queue.add("ledger.record", {"key": "b"})
+    added_at = server_ms(redis_client)
+    later = bridge.queue.add("ledger.record", {"key": "later"}, idempotency_key="later", delay_ms=2_000)
+
+    assert dup.deduplicated
+    assert (dup.id, dup.queue, first.queue) == (first.id, "jobs", "jobs")
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 3, timeout=60)
+    ran = {line["key"]: line for line in read_ledger(redis_client)}
+    assert sorted(ran) == ["a", "b", "later"]
+    assert ran["later"]["id"] == later.id
+    assert ran["later"]["at_ms"] >= added_at + 2_000
+
+
+def test_fifo_order_holds_per_group(sqs, start_worker, make_bridge, redis_client):
+    url = SqsAdmin(sqs.settings()).ensure_queue("ordered.fifo", fifo=True)
+    bridge = sqs_bridge(make_bridge, sqs, url, fifo=True)
+    for i in range(4):
+        for group in ("g0", "g1", "g2"):
+            bridge.queue.add(
+                "ledger.record", {"key": f"{group}-{i}"}, group_id=group, idempotency_key=f"{group}-{i}"
+            )
+    sqs_worker(start_worker, sqs, url, fifo=True)
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 12, timeout=90)
+    per_group = defaultdict(list)
+    for line in read_ledger(redis_client):
+        group, n = line["key"].split("-")
+        per_group[group].append(int(n))
+    assert dict(per_group) == {g: [0, 1, 2, 3] for g in ("g0", "g1", "g2")}
+
+
+def test_refusals_claim_nothing_and_send_nothing(sqs, make_bridge, redis_client):
+    url = SqsAdmin(sqs.settings()).ensure_queue("strict")
+    fifo_url = SqsAdmin(sqs.settings()).ensure_queue("strict.fifo", fifo=True)
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    with pytest.raises(DelayTooLong, match="900,000"):
+        bridge.queue.add("ledger.record", {}, idempotency_key="twenty-minutes", delay_ms=20 * 60_000)
+    with pytest.raises(InvalidJob, match="FIFO"):
+        sqs_bridge(make_bridge, sqs, fifo_url, fifo=True).queue.add("ledger.record", {}, delay_ms=1_000)
+    assert redis_client.keys("bridge:guard:*") == []
+    assert visible(url, sqs) == 0
+    assert visible(fifo_url, sqs) == 0
