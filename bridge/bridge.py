@@ -81,6 +81,8 @@ class Bridge:
         self._configure_beat()
         self.dead_letters = self._dead_letters()
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
+        if hasattr(self.jobs_backend, "is_cancelled"):
+            signals.task_received.connect(self._honour_tombstone, weak=False)
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
 
@@ -120,6 +122,17 @@ class Bridge:
         queues = app.amqp.queues
         if app.conf.task_default_queue in queues.consume_from:
             queues.select_add(self.jobs_queue)
+
+    def _honour_tombstone(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        # Runs in the worker when a message arrives, before the job starts: a job
+        # cancelled by jobs.cancel is marked revoked, so Celery discards it unrun.
+        if request is None or getattr(request, "app", self.app) is not self.app:
+            return
+        backend: Any = self.jobs_backend
+        if backend.is_cancelled(request.id):
+            from celery.worker import state
+
+            state.revoked.add(request.id)
 
     def _release_on_finish(
         self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any

@@ -9,6 +9,10 @@ FIFO queues get ``MessageGroupId`` from ``group_id=`` or ``SQS_MESSAGE_GROUP_ID`
 and ``MessageDeduplicationId`` from the idempotency key (hashed to fit SQS's 128
 characters). Delays up to 900 s use native ``DelaySeconds``; longer ones are
 refused with ``DelayTooLong`` rather than clamped (kombu would clamp them).
+
+Cancel: SQS cannot delete a message it has accepted, so ``jobs.cancel`` writes a
+tombstone in the guard store; workers check it when a message arrives and
+discard the job as revoked (Celery's own mechanism), without running it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from redis.exceptions import RedisError
 
 from bridge.backends.base import QueueBackend
 from bridge.errors import (
-    CancelNotSupported,
     ConfigError,
     DelayTooLong,
     InvalidJob,
@@ -149,10 +152,20 @@ class SqsBackend(QueueBackend):
         return None  # SQS delays natively
 
     def cancel_delayed(self, job_id: str) -> bool:
-        raise CancelNotSupported(
-            "SQS cannot remove a message it has accepted, and tombstones for SQS jobs are not built yet; "
-            "make the handler check a flag of yours, or use the Redis backend."
-        )
+        """SQS cannot take a message back: leave a tombstone that workers honour on receipt."""
+        try:
+            self.client.set(f"bridge:tombstone:{job_id}", 1, px=self._guard_ttl_ms + MAX_DELAY_MS)
+        except RedisError as exc:
+            raise backend_unavailable("cancelling an SQS job (writing its tombstone)", exc) from None
+        return True
+
+    def is_cancelled(self, job_id: str) -> bool:
+        """Whether a tombstone stands for the job (checked by workers before running it)."""
+        try:
+            return bool(self.client.exists(f"bridge:tombstone:{job_id}"))
+        except RedisError as exc:
+            logger.warning("bridge: could not check the tombstone of %s: %s", job_id, exc)
+            return False
 
     def withdraw(self, job_id: str) -> bool:
         return False  # an accepted SQS message cannot be taken back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import boto3
@@ -79,3 +80,32 @@ def test_refusals_claim_nothing_and_send_nothing(sqs, make_bridge, redis_client)
     assert redis_client.keys("bridge:guard:*") == []
     assert visible(url, sqs) == 0
     assert visible(fifo_url, sqs) == 0
+
+
+def test_cancel_leaves_a_tombstone_the_worker_honours(sqs, start_worker, make_bridge, redis_client):
+    url = SqsAdmin(sqs.settings()).ensure_queue("cancellable")
+    sqs_worker(start_worker, sqs, url)
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    doomed = bridge.jobs.schedule(
+        "ledger.record", {"key": "doomed"}, idempotency_key="doomed", delay_ms=2_000
+    )
+    bridge.jobs.schedule("ledger.record", {"key": "kept"}, idempotency_key="kept", delay_ms=2_000)
+    assert doomed.queue == "cancellable"  # on SQS, scheduled jobs use the configured queue
+
+    assert bridge.jobs.cancel(name="ledger.record", idempotency_key="doomed") is True
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 1, timeout=30)
+    assert wait_for(lambda: visible(url, sqs) == 0, timeout=30)  # the cancelled one was consumed
+    time.sleep(1.0)  # had it run, its line would be there now
+    assert [line["key"] for line in read_ledger(redis_client)] == ["kept"]
+
+
+def test_redrive_policy_moves_a_message_to_the_dlq(sqs):
+    admin = SqsAdmin(sqs.settings())
+    url = admin.ensure_queue("flaky", dlq="flaky-dlq", max_receive_count=1)
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs.endpoint)
+    client.send_message(QueueUrl=url, MessageBody="poison")
+    for _ in range(2):  # received, never deleted: a handler that keeps crashing
+        client.receive_message(QueueUrl=url, VisibilityTimeout=0, WaitTimeSeconds=1)
+    info = admin.counts(url)
+    assert info.dlq is not None
+    assert (info.visible + info.in_flight, info.dlq.visible) == (0, 1)
