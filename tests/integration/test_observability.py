@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -152,17 +153,22 @@ def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_clie
     start_worker("w1", events=True)
     seen: list[str] = []
     ready = threading.Event()
+    receivers: list = []
+
+    def on_succeeded(event: dict) -> None:
+        seen.append(event["uuid"])
+        receivers[0].should_stop = True  # seen what we came for: stop consuming
 
     def listen() -> None:
         with bridge.app.connection_for_read() as conn:
-            receiver = bridge.app.events.Receiver(
-                conn, handlers={"task-succeeded": lambda event: seen.append(event["uuid"])}
-            )
+            receivers.append(bridge.app.events.Receiver(conn, handlers={"task-succeeded": on_succeeded}))
             ready.set()
-            receiver.capture(limit=None, timeout=20, wakeup=False)
+            with contextlib.suppress(TimeoutError):  # nothing came: the assert below says so
+                receivers[0].capture(limit=None, timeout=20, wakeup=False)
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     ready.wait(10)
     job = bridge.queue.add("ledger.record", {"key": "evented"})
     assert wait_for(lambda: job.id in seen, timeout=20)
+    thread.join(25)
