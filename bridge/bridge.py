@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,6 +84,8 @@ class Bridge:
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         if hasattr(self.jobs_backend, "is_cancelled"):
             signals.task_received.connect(self._honour_tombstone, weak=False)
+        if self.on_sqs and self.settings.sqs_fifo:
+            signals.before_task_publish.connect(self._keep_fifo_group, weak=False)
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
 
@@ -133,6 +136,26 @@ class Bridge:
             from celery.worker import state
 
             state.revoked.add(request.id)
+
+    def _keep_fifo_group(
+        self, headers: dict[str, Any] | None = None, properties: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        # Celery's Task.retry() republishes without the SQS message group, so the retry
+        # would land in group "default" and lose its place in the order: keep the group,
+        # with a deduplication id of its own (SQS would drop a repeat of the old one).
+        from celery import current_task
+
+        task = current_task
+        if task is None or headers is None or properties is None or headers.get("id") != task.request.id:
+            return  # not a task republishing itself
+        original = task.request.properties or {}
+        group = original.get("MessageGroupId")
+        if group and "MessageGroupId" not in properties:
+            seed = original.get("MessageDeduplicationId") or task.request.id
+            properties["MessageGroupId"] = group
+            properties["MessageDeduplicationId"] = hashlib.sha256(
+                f"{seed}:retry:{headers.get('retries')}".encode()
+            ).hexdigest()
 
     def _release_on_finish(
         self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any

@@ -97,3 +97,13 @@ def block(self: Any, key: str | None = None) -> None:
     """Holds its worker slot until the test pushes to test:release (or 60 s pass)."""
     client().rpush("test:blocked", self.request.id)
     client().blpop(["test:release"], timeout=60)
+
+
+@app.task(name="ledger.retry_once", bind=True, max_retries=3)
+def retry_once(self: Any, key: str) -> None:
+    """Retries once; each attempt records the SQS message group it arrived in."""
+    group = (self.request.properties or {}).get("MessageGroupId")
+    client().rpush("test:groups", json.dumps({"retries": self.request.retries, "group": group}))
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": key}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 
@@ -109,3 +110,13 @@ def test_redrive_policy_moves_a_message_to_the_dlq(sqs):
     info = admin.counts(url)
     assert info.dlq is not None
     assert (info.visible + info.in_flight, info.dlq.visible) == (0, 1)
+
+
+def test_a_retry_keeps_its_fifo_group(sqs, start_worker, make_bridge, redis_client):
+    url = SqsAdmin(sqs.settings()).ensure_queue("retried.fifo", fifo=True)
+    sqs_worker(start_worker, sqs, url, fifo=True)
+    bridge = sqs_bridge(make_bridge, sqs, url, fifo=True)
+    bridge.queue.add("ledger.retry_once", {"key": "r"}, group_id="tenant-7", idempotency_key="r")
+    assert wait_for(lambda: redis_client.llen("test:ledger") == 1, timeout=60)
+    attempts = [json.loads(line) for line in redis_client.lrange("test:groups", 0, -1)]
+    assert attempts == [{"retries": 0, "group": "tenant-7"}, {"retries": 1, "group": "tenant-7"}]
