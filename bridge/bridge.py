@@ -84,6 +84,10 @@ class Bridge:
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         if hasattr(self.jobs_backend, "is_cancelled"):
             signals.task_received.connect(self._honour_tombstone, weak=False)
+        if self.settings.queue_backend == "sqs" and self.settings.sqs_heartbeat_sec:
+            from bridge.sqs_heartbeat import install_heartbeat
+
+            install_heartbeat(app, self.settings)
         if self.on_sqs and self.settings.sqs_fifo:
             signals.before_task_publish.connect(self._keep_fifo_group, weak=False)
         if self.settings.dedupe_until == "finish":

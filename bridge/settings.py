@@ -16,7 +16,7 @@ AWS_ENDPOINT_URL_SQS        endpoint override (a local SQS emulator)
 SQS_FIFO                    ``true`` requires a ``.fifo`` queue URL
 SQS_MESSAGE_GROUP_ID        default FIFO group
 SQS_CONCURRENCY             worker concurrency for standard queues
-SQS_HEARTBEAT_SEC           visibility heartbeat period (default 30)
+SQS_HEARTBEAT_SEC           visibility heartbeat period (default 30; 0: off)
 SQS_EXTEND_BY_SEC           visibility extension per beat (default 120)
 LOCK_BACKEND                ``redis`` (needs REDIS_URL) or ``embedded``
 BRIDGE_HOME                 state folder of the embedded server (``./.bridge``)
@@ -98,10 +98,22 @@ class Settings:
             ("JOBS_DEDUPE_TTL_SEC", self.dedupe_ttl_sec),
             ("JOBS_PROMOTE_INTERVAL_MS", self.promote_interval_ms),
             ("JOBS_DLQ_MAX", self.dlq_max),
-            ("SQS_HEARTBEAT_SEC", self.sqs_heartbeat_sec),
             ("SQS_EXTEND_BY_SEC", self.sqs_extend_by_sec),
         ):
             _check_positive(name, value)
+        if (
+            isinstance(self.sqs_heartbeat_sec, bool)
+            or not isinstance(self.sqs_heartbeat_sec, int)
+            or (self.sqs_heartbeat_sec < 0)
+        ):
+            raise ConfigError(
+                f"SQS_HEARTBEAT_SEC={self.sqs_heartbeat_sec!r} must be 0 (off) or a positive integer."
+            )
+        if self.sqs_heartbeat_sec and self.sqs_heartbeat_sec >= self.sqs_extend_by_sec:
+            raise ConfigError(
+                f"SQS_HEARTBEAT_SEC={self.sqs_heartbeat_sec} must be shorter than SQS_EXTEND_BY_SEC="
+                f"{self.sqs_extend_by_sec}, or a message becomes visible again before the next beat."
+            )
         if self.sqs_concurrency is not None:
             _check_positive("SQS_CONCURRENCY", self.sqs_concurrency)
         # SQS caps one visibility change at 12 hours.

@@ -62,7 +62,7 @@ def _broker(settings: Settings) -> dict[str, Any]:
     if settings.queue_backend == "sqs":
         from celeryconfig._sqs import sqs_settings
 
-        return sqs_settings(settings, VISIBILITY_TIMEOUT_SEC)
+        return sqs_settings(settings)
     if settings.queue_backend == "redis" and settings.redis_url:
         url = settings.redis_url
     elif settings.queue_backend == "embedded":

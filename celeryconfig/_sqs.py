@@ -22,7 +22,7 @@ def queue_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def sqs_settings(settings: Settings, visibility_timeout: int) -> dict[str, Any]:
+def sqs_settings(settings: Settings) -> dict[str, Any]:
     """Broker settings for ``SQS_QUEUE_URL`` (a predefined queue: no ListQueues permission needed)."""
     if importlib.util.find_spec("pycurl") is None:  # kombu's async SQS consumer needs it
         raise ConfigError(
@@ -35,7 +35,6 @@ def sqs_settings(settings: Settings, visibility_timeout: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "predefined_queues": {name: {"url": url}},
         "wait_time_seconds": WAIT_TIME_SEC,
-        "visibility_timeout": visibility_timeout,
         "polling_interval": 1,
     }
     if settings.aws_region:

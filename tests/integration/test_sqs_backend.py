@@ -120,3 +120,24 @@ def test_a_retry_keeps_its_fifo_group(sqs, start_worker, make_bridge, redis_clie
     assert wait_for(lambda: redis_client.llen("test:ledger") == 1, timeout=60)
     attempts = [json.loads(line) for line in redis_client.lrange("test:groups", 0, -1)]
     assert attempts == [{"retries": 0, "group": "tenant-7"}, {"retries": 1, "group": "tenant-7"}]
+
+
+@pytest.mark.parametrize(("heartbeat", "runs"), [("1", 1), ("0", 2)], ids=["heartbeat", "no-heartbeat"])
+def test_a_handler_three_times_the_visibility_timeout_runs_once_with_the_heartbeat(
+    sqs, start_worker, make_bridge, redis_client, heartbeat, runs
+):
+    url = SqsAdmin(sqs.settings()).ensure_queue("slow", visibility_timeout=4)  # the handler takes 12 s
+    env = {**sqs.env(), "QUEUE_BACKEND": "sqs", "SQS_QUEUE_URL": url,
+           "SQS_HEARTBEAT_SEC": heartbeat, "SQS_EXTEND_BY_SEC": "4"}  # fmt: skip
+    for name in ("slow1", "slow2"):  # a second worker is there to take the message if it reappears
+        start_worker(name, **env)
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    job = bridge.queue.add("ledger.record", {"key": "slow", "sleep_s": 12}, idempotency_key="slow")
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= runs, timeout=60)
+    time.sleep(6.0)  # a second run would have finished by now
+    lines = read_ledger(redis_client)
+    assert {line["id"] for line in lines} == {job.id}
+    if runs == 1:
+        assert len(lines) == 1  # held past three visibility timeouts, run once
+    else:
+        assert len(lines) >= 2  # the control: without the heartbeat SQS hands it out again

@@ -111,8 +111,15 @@ def test_zero_concurrency_is_refused() -> None:
         Settings.from_env(environ={"SQS_CONCURRENCY": "0"})
 
 
+def test_a_zero_heartbeat_turns_it_off_and_a_slow_one_is_refused() -> None:
+    assert Settings.from_env(environ={"SQS_HEARTBEAT_SEC": "0"}).sqs_heartbeat_sec == 0
+    with pytest.raises(ConfigError, match="SQS_HEARTBEAT_SEC=60 must be shorter than SQS_EXTEND_BY_SEC"):
+        Settings.from_env(environ={"SQS_HEARTBEAT_SEC": "60", "SQS_EXTEND_BY_SEC": "30"})
+
+
 @pytest.mark.parametrize(
-    "name", ["JOBS_DEDUPE_TTL_SEC", "SQS_HEARTBEAT_SEC", "SQS_EXTEND_BY_SEC", "JOBS_PROMOTE_INTERVAL_MS"]
+    "name",
+    ["JOBS_DEDUPE_TTL_SEC", "SQS_EXTEND_BY_SEC", "JOBS_PROMOTE_INTERVAL_MS"],
 )
 def test_zero_is_refused_not_replaced_by_the_default(name: str) -> None:
     with pytest.raises(ConfigError, match=name):
