@@ -25,3 +25,18 @@ def target_cells(ratio: float, target: float | None, at_least: bool = True) -> s
         return f"{ratio:.2f}x | - | -"
     met = ratio >= target if at_least else ratio <= target
     return f"{ratio:.2f}x | {'>=' if at_least else '<='} {target:g}x | {'yes' if met else 'NO'}"
+
+
+def rates_table(label: str, baseline: str, rows: list[tuple[str, float, list[float], float | None]]) -> str:
+    """A markdown table of (name, median jobs/s, rates, target) rows; ratios to the first row."""
+    lines = [
+        f"| {label} | median jobs/s | min-max jobs/s | ratio to {baseline} | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    first = rows[0][1]
+    for name, median, rates, target in rows:
+        lines.append(
+            f"| {name} | {median:,.0f} | {min(rates):,.0f}-{max(rates):,.0f} "
+            f"| {target_cells(median / first, target)} |"
+        )
+    return "\n".join(lines)

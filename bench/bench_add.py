@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_add.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from _common import refuse_foreign_keys, target_cells  # noqa: E402
+from _common import rates_table, refuse_foreign_keys  # noqa: E402
 
 import celeryconfig  # noqa: E402
 from bridge import Bridge, Settings  # noqa: E402
@@ -203,19 +203,8 @@ def environment(redis_url: str, client: redis.Redis) -> list[str]:
 
 
 def table(results: Sequence[Result]) -> str:
-    baseline = results[0].median
-    lines = [
-        "| variant | median jobs/s | min-max jobs/s | ratio to apply_async | target | met |",
-        "|---|---:|---:|---:|---:|:---:|",
-    ]
-    for result in results:
-        ratio = result.median / baseline
-        target = result.variant.target
-        lines.append(
-            f"| {result.variant.name} | {result.median:,.0f} "
-            f"| {min(result.rates):,.0f}-{max(result.rates):,.0f} | {target_cells(ratio, target or None)} |"
-        )
-    return "\n".join(lines)
+    rows = [(r.variant.name, r.median, r.rates, r.variant.target or None) for r in results]
+    return rates_table("variant", "apply_async", rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_drain.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from _common import refuse_foreign_keys, target_cells  # noqa: E402
+from _common import rates_table, refuse_foreign_keys  # noqa: E402
 
 import celeryconfig  # noqa: E402
 from bridge import Bridge, Settings  # noqa: E402
@@ -296,19 +296,8 @@ def environment(backends: Sequence[Backend]) -> list[str]:
 
 
 def table(backends: Sequence[Backend]) -> str:
-    baseline = backends[0].median
-    lines = [
-        "| backend | median jobs/s | min-max jobs/s | ratio to system Redis | target | met |",
-        "|---|---:|---:|---:|---:|:---:|",
-    ]
-    for backend in backends:
-        ratio = backend.median / baseline
-        target = TARGET if backend.kind == "embedded" else None
-        lines.append(
-            f"| {backend.name} | {backend.median:,.0f} "
-            f"| {min(backend.rates):,.0f}-{max(backend.rates):,.0f} | {target_cells(ratio, target)} |"
-        )
-    return "\n".join(lines)
+    rows = [(b.name, b.median, b.rates, TARGET if b.kind == "embedded" else None) for b in backends]
+    return rates_table("backend", "system Redis", rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

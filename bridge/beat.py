@@ -55,6 +55,14 @@ return 1
 """
 
 
+def _record_run_script(app: Any) -> Any:
+    # redis-py's Script sends EVALSHA and loads the text only when the server lacks it.
+    script = getattr(app, "_bridge_record_run", None)
+    if script is None:
+        script = app._bridge_record_run = get_redis(app).register_script(_RECORD_RUN)
+    return script
+
+
 class TimetableSchedule:
     """Celery's schedule protocol over a Timetable (``is_due`` / ``remaining_estimate``)."""
 
@@ -156,11 +164,10 @@ class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is un
         self.last_run_at = fired_at
         self.total_run_count += 1
         meta = {"last_run_at": fired_at, "total_run_count": self.total_run_count, "last_job": job.id}
-        client = get_redis(self.app)
-        recorded = client.eval(
-            _RECORD_RUN, 2, self.key, self.app.redbeat_conf.schedule_key,
-            json.dumps(meta, cls=RedBeatJSONEncoder), self.score,
-        )  # fmt: skip
+        recorded = _record_run_script(self.app)(
+            keys=[self.key, self.app.redbeat_conf.schedule_key],
+            args=[json.dumps(meta, cls=RedBeatJSONEncoder), self.score],
+        )
         return bool(recorded)
 
 

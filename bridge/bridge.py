@@ -190,14 +190,10 @@ class Bridge:
         if self._store is None:
             import redis
 
-            if self.settings.lock_backend == "redis" and self.settings.redis_url:
-                self._store = redis.Redis.from_url(self.settings.redis_url)
-            else:
-                from bridge.embedded import EmbeddedServer
+            from bridge.embedded import shared_store_url
 
-                server = EmbeddedServer(self.settings.bridge_home)
-                server.ensure_running()
-                self._store = redis.Redis.from_url(server.url)
+            redis_url = self.settings.redis_url if self.settings.lock_backend == "redis" else None
+            self._store = redis.Redis.from_url(shared_store_url(redis_url, self.settings.bridge_home))
         return self._store
 
     def lock(

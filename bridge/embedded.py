@@ -36,7 +36,7 @@ from typing import Any
 
 from bridge.errors import BackendUnavailable, ConfigError
 
-__all__ = ["MAX_SOCKET_PATH", "EmbeddedServer", "ServerStatus"]
+__all__ = ["MAX_SOCKET_PATH", "EmbeddedServer", "ServerStatus", "shared_store_url"]
 
 # sun_path is 108 bytes on Linux and 104 on macOS, terminator included.
 MAX_SOCKET_PATH = 100
@@ -284,3 +284,13 @@ def _parse_info(raw: bytes) -> dict[str, Any]:
         if sep and not key.startswith("#"):
             info[key.strip()] = value.strip()
     return info
+
+
+def shared_store_url(redis_url: str | None, home: Path) -> str:
+    """The redis-py URL of the store shared by every process: ``redis_url``, else the embedded
+    server of ``home`` (started if needed; it is per machine)."""
+    if redis_url:
+        return redis_url
+    server = EmbeddedServer(home)
+    server.ensure_running()
+    return server.url

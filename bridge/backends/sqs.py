@@ -70,18 +70,14 @@ class SqsBackend(QueueBackend):
     def client(self) -> redis.Redis:
         """The guard store: ``REDIS_URL``, else the embedded server (one machine only)."""
         if self._store is None:
-            if self.settings.redis_url:
-                self._store_url = self.settings.redis_url
-            else:
-                from bridge.embedded import EmbeddedServer
+            from bridge.embedded import shared_store_url
 
+            if not self.settings.redis_url:
                 logger.warning(
                     "bridge: no REDIS_URL, so SQS dedupe guards, repeats and locks live in the embedded "
                     "server of this machine only; set REDIS_URL to share them between machines"
                 )
-                server = EmbeddedServer(self.settings.bridge_home)
-                server.ensure_running()
-                self._store_url = server.url
+            self._store_url = shared_store_url(self.settings.redis_url, self.settings.bridge_home)
             self._store = redis.Redis.from_url(self._store_url)
         return self._store
 
