@@ -29,6 +29,7 @@ from celery import Celery
 
 import celeryconfig
 from bridge import Bridge, Settings
+from tests.redis_server import RedisServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -234,6 +235,8 @@ def start_worker(
     yield start
     for worker in workers:
         worker.stop()
+        # pytest shows a test's teardown output only when it failed: then the worker's log is there.
+        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail()}")
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,7 @@ def start_beat(
     yield start
     for beat in beats:
         beat.stop()
+        print(f"--- last lines of {beat.log.name} ---\n{beat.tail()}")  # shown only if the test failed
 
 
 def read_ledger(client: redis.Redis) -> list[dict[str, Any]]:
@@ -343,3 +347,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, interval: float
 def server_ms(client: redis.Redis) -> int:
     seconds, micros = client.time()
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
+    """A ``redis-server`` of this test's own (free loopback port, append-only file), stopped afterwards."""
+    server = RedisServerProcess(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill9()

@@ -1,0 +1,100 @@
+"""A private ``redis-server`` on a free loopback port, for tests that must stop, kill or reconfigure it.
+
+The shared Redis on 127.0.0.1:6379 is never restarted by a test: fault tests
+(a Redis restart under load) and TLS/ACL tests start their own server here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("redis-server is not installed; .ci/run installs Debian's redis-server")
+    return found
+
+
+@dataclass
+class RedisServerProcess:
+    """``redis-server`` in ``workdir`` with append-only persistence, so a restart keeps acknowledged writes.
+
+    ``extra`` holds more ``--option value`` arguments (TLS, ACL users, ...).
+    """
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "redis.log"
+
+    def start(self, timeout: float = 10) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+            "--dir", str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--logfile", str(self.log), *self.extra,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if self._answers():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start:\n{self.tail()}")
+
+    def _answers(self) -> bool:
+        if self.port == 0:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis.from_url(self.url, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: Redis flushes its append-only file)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(10)
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
