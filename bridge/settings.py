@@ -70,6 +70,7 @@ class Settings:
     sqs_concurrency: int | None = None
     sqs_heartbeat_sec: int = 30
     sqs_extend_by_sec: int = 120
+    sqs_delay_hops: bool = True
     lock_backend: str = "embedded"
     bridge_home: Path = field(default_factory=lambda: Path(".bridge"))
     dedupe_ttl_sec: int = 86_400
@@ -175,6 +176,7 @@ class Settings:
             sqs_concurrency=_int("SQS_CONCURRENCY", get("SQS_CONCURRENCY")),
             sqs_heartbeat_sec=_int_or("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC"), 30),
             sqs_extend_by_sec=_int_or("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC"), 120),
+            sqs_delay_hops=_bool("SQS_DELAY_HOPS", get("SQS_DELAY_HOPS") or "true"),
             lock_backend=lock_backend.lower(),
             # Absolute now, so a worker started from another folder finds the same server.
             bridge_home=Path(get("BRIDGE_HOME") or ".bridge").expanduser().absolute(),

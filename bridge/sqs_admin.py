@@ -126,6 +126,12 @@ class SqsAdmin:
                     self.client.set_queue_attributes(QueueUrl=url, Attributes=mutable)
         return url
 
+    def max_message_bytes(self, url: str) -> int:
+        """The queue's ``MaximumMessageSize`` in bytes."""
+        with self._aws("GetQueueAttributes", url):
+            attrs = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
+        return int(attrs["Attributes"]["MaximumMessageSize"])
+
     def counts(self, url: str) -> QueueInfo:
         """Approximate visible / in-flight / delayed counts of a queue and of its DLQ."""
         names = [

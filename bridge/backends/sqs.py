@@ -8,7 +8,8 @@ if the send fails. Nothing is left claimed without a job.
 FIFO queues get ``MessageGroupId`` from ``group_id=`` or ``SQS_MESSAGE_GROUP_ID``
 and ``MessageDeduplicationId`` from the idempotency key (hashed to fit SQS's 128
 characters). Delays up to 900 s use native ``DelaySeconds``; longer ones are
-refused with ``DelayTooLong`` rather than clamped (kombu would clamp them).
+carried by re-delaying hops (:mod:`bridge.sqs_hops`), or refused with
+``DelayTooLong`` when ``SQS_DELAY_HOPS=false``: never clamped, as kombu would.
 
 Cancel: SQS cannot delete a message it has accepted, so ``jobs.cancel`` writes a
 tombstone in the guard store; workers check it when a message arrives and
@@ -17,6 +18,7 @@ discard the job as revoked (Celery's own mechanism), without running it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,6 +33,7 @@ from redis.exceptions import RedisError
 
 from bridge.backends.base import QueueBackend
 from bridge.errors import (
+    BridgeError,
     ConfigError,
     DelayTooLong,
     InvalidJob,
@@ -40,13 +43,16 @@ from bridge.errors import (
 from bridge.job import Job, JobRequest
 from bridge.redact import redact
 from bridge.settings import Settings
+from bridge.sqs_hops import HOP_TASK, MAX_DELAY_MS, first_hop, hop_id, register_hop_task
 
 __all__ = ["MAX_DELAY_MS", "MAX_MESSAGE_BYTES", "SqsBackend"]
 
 logger = logging.getLogger("bridge.sqs")
 
-MAX_DELAY_MS = 900_000  # SQS's DelaySeconds limit: 15 minutes
-MAX_MESSAGE_BYTES = 262_144  # SQS's default (and maximum classic) MaximumMessageSize
+MAX_MESSAGE_BYTES = 262_144  # SQS's classic MaximumMessageSize: assumed when the queue cannot be asked
+# Bytes a Celery message adds around its body: headers and properties (task name,
+# ids, origin, repr of the arguments, ...), measured at about 0.9 KiB; kept generous.
+ENVELOPE_BYTES = 2_048
 
 
 class SqsBackend(QueueBackend):
@@ -65,6 +71,7 @@ class SqsBackend(QueueBackend):
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
         self._store: redis.Redis | None = None
         self._store_url = ""
+        register_hop_task(app, self)  # the workers of this app forward long delays
 
     @property
     def client(self) -> redis.Redis:
@@ -93,17 +100,22 @@ class SqsBackend(QueueBackend):
         return [self._add(request) for request in requests]
 
     def _check(self, request: JobRequest) -> None:
-        if request.delay_ms > MAX_DELAY_MS:
+        if request.delay_ms > MAX_DELAY_MS and not self.settings.sqs_delay_hops:
             raise DelayTooLong(
                 "delay_ms",
-                f"{request.delay_ms} ms is over SQS's 900,000 ms (15 minutes); schedule it with "
-                "jobs.schedule(start_at=...) or use the Redis backend.",
+                f"{request.delay_ms} ms is over SQS's 900,000 ms (15 minutes) and SQS_DELAY_HOPS=false; "
+                "set SQS_DELAY_HOPS=true to carry it in 15-minute hops, or use the Redis backend.",
             )
         if request.delay_ms and self.settings.sqs_fifo:
             raise InvalidJob("delay_ms", "SQS FIFO queues take no per-message delay; add it without one.")
         size = len(request.data_json or json.dumps(request.data))
-        if size > MAX_MESSAGE_BYTES // 2:  # the message wraps the data (base64, headers)
-            raise InvalidPayload("data", f"{size} bytes of data will not fit SQS's 256 KiB message limit.")
+        limit = self.max_message_bytes
+        if self.message_bytes(size) > limit:
+            raise InvalidPayload(
+                "data",
+                f"{size} bytes of data make a message over the queue's MaximumMessageSize of {limit} bytes "
+                "(kombu base64-encodes it); store large data elsewhere (S3, a database) and pass its key.",
+            )
 
     def _add(self, request: JobRequest) -> Job:
         queue = request.queue or self.app.conf.task_default_queue
@@ -117,10 +129,15 @@ class SqsBackend(QueueBackend):
                     standing = self.client.get(guard)
                     text = standing.decode() if isinstance(standing, bytes) else str(standing or queue)
                     return Job(id=request.job_id, name=request.name, queue=text, deduplicated=True)
-            self.app.send_task(
-                request.name, kwargs=request.data, task_id=request.job_id, queue=queue,
-                priority=request.priority, **self._properties(request),
-            )  # fmt: skip
+            if request.delay_ms > MAX_DELAY_MS:  # longer than SQS can delay: the first of its hops
+                hop = first_hop(request, queue, self.now_ms())
+                self.app.send_task(HOP_TASK, kwargs=hop, task_id=hop_id(request.job_id, 0), queue=queue,
+                                   DelaySeconds=MAX_DELAY_MS // 1000)  # fmt: skip
+            else:
+                self.app.send_task(
+                    request.name, kwargs=request.data, task_id=request.job_id, queue=queue,
+                    priority=request.priority, **self._properties(request),
+                )  # fmt: skip
         except Exception as exc:
             if claimed:  # the send failed: free the key, so a retry with it can send
                 self.client.delete(guard)
@@ -143,6 +160,32 @@ class SqsBackend(QueueBackend):
         elif request.group_id:
             props["MessageGroupId"] = request.group_id  # SQS fair queues on standard queues
         return props
+
+    @functools.cached_property
+    def max_message_bytes(self) -> int:
+        """The queue's ``MaximumMessageSize``, asked once per process."""
+        from bridge.sqs_admin import SqsAdmin
+
+        url = self.settings.sqs_queue_url or ""
+        try:
+            return SqsAdmin(self.settings).max_message_bytes(url)
+        except BridgeError as exc:
+            logger.warning("bridge: %s; assuming SQS's default of %d bytes", exc, MAX_MESSAGE_BYTES)
+            return MAX_MESSAGE_BYTES
+
+    def message_bytes(self, data_bytes: int) -> int:
+        """The size SQS will see for a job with ``data_bytes`` of JSON data (a close upper estimate)."""
+        # kombu base64-encodes the body ([args, kwargs, embed]) inside the Celery
+        # envelope, and its SQS transport base64-encodes the whole envelope again
+        # unless sqs_base64_encoding is off.
+        envelope = math.ceil((data_bytes + 64) * 4 / 3) + ENVELOPE_BYTES
+        options = self.app.conf.broker_transport_options or {}
+        return math.ceil(envelope * 4 / 3) if options.get("sqs_base64_encoding", True) else envelope
+
+    def now_ms(self) -> int:
+        """The guard store's clock: one clock for producers and workers on any host."""
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
     def promote_due(self) -> float | None:
         return None  # SQS delays natively

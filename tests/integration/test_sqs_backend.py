@@ -9,17 +9,17 @@ from collections import defaultdict
 import boto3
 import pytest
 
-from bridge import DelayTooLong, InvalidJob
+from bridge import DelayTooLong, InvalidJob, InvalidPayload
 from bridge.sqs_admin import SqsAdmin
 from tests.conftest import read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.sqs, pytest.mark.redis, pytest.mark.worker]
 
 
-def sqs_bridge(make_bridge, sqs, url: str, fifo: bool = False):
+def sqs_bridge(make_bridge, sqs, url: str, fifo: bool = False, **overrides):
     return make_bridge(
         queue_backend="sqs", jobs_backend="sqs", sqs_queue_url=url, sqs_fifo=fifo,
-        aws_region="us-east-1", aws_endpoint_url_sqs=sqs.endpoint,
+        aws_region="us-east-1", aws_endpoint_url_sqs=sqs.endpoint, **overrides,
     )  # fmt: skip
 
 
@@ -73,14 +73,30 @@ def test_fifo_order_holds_per_group(sqs, start_worker, make_bridge, redis_client
 def test_refusals_claim_nothing_and_send_nothing(sqs, make_bridge, redis_client):
     url = SqsAdmin(sqs.settings()).ensure_queue("strict")
     fifo_url = SqsAdmin(sqs.settings()).ensure_queue("strict.fifo", fifo=True)
-    bridge = sqs_bridge(make_bridge, sqs, url)
-    with pytest.raises(DelayTooLong, match="900,000"):
+    bridge = sqs_bridge(make_bridge, sqs, url, sqs_delay_hops=False)
+    with pytest.raises(DelayTooLong, match="SQS_DELAY_HOPS"):
         bridge.queue.add("ledger.record", {}, idempotency_key="twenty-minutes", delay_ms=20 * 60_000)
     with pytest.raises(InvalidJob, match="FIFO"):
         sqs_bridge(make_bridge, sqs, fifo_url, fifo=True).queue.add("ledger.record", {}, delay_ms=1_000)
     assert redis_client.keys("bridge:guard:*") == []
     assert visible(url, sqs) == 0
     assert visible(fifo_url, sqs) == 0
+
+
+def test_a_payload_over_the_queues_maximum_message_size_is_refused_before_sending(
+    sqs, make_bridge, redis_client
+):
+    admin = SqsAdmin(sqs.settings())
+    url = admin.ensure_queue("small-messages")
+    admin.client.set_queue_attributes(QueueUrl=url, Attributes={"MaximumMessageSize": "4096"})
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    with pytest.raises(InvalidPayload, match="MaximumMessageSize of 4096") as refused:
+        bridge.queue.add("ledger.record", {"blob": "x" * 3_000}, idempotency_key="big")
+    assert refused.value.field == "data"
+    assert redis_client.keys("bridge:guard:*") == []
+    assert visible(url, sqs) == 0
+    bridge.queue.add("ledger.record", {"blob": "x" * 500}, idempotency_key="fits")
+    assert visible(url, sqs) == 1  # SQS accepted it: the estimate is not stricter than the queue
 
 
 def test_cancel_leaves_a_tombstone_the_worker_honours(sqs, start_worker, make_bridge, redis_client):
