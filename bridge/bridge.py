@@ -68,11 +68,15 @@ class Bridge:
         if self.settings.jobs_backend == self.settings.queue_backend:
             self.jobs_backend = self.backend
         else:
-            self.jobs_backend = resolve_backend(self.settings.jobs_backend)(app, self.settings)  # type: ignore[call-arg]
+            # JOBS_BACKEND differs from the app's broker (QUEUE_BACKEND): scheduled jobs are
+            # published through a companion app of their own, on their own connection.
+            jobs_app = _companion_app(app, self.settings)
+            self.jobs_backend = resolve_backend(self.settings.jobs_backend)(jobs_app, self.settings)  # type: ignore[call-arg]
         self.queue = JobQueue(self.backend)
         # SQS consumes only predefined queues: scheduled jobs go to the configured one there.
         self.on_sqs = self.settings.jobs_backend == "sqs"
-        self.jobs_queue: str = app.conf.task_default_queue if self.on_sqs else self.settings.jobs_queue_name
+        jobs_conf = self.jobs_backend.app.conf  # type: ignore[attr-defined]
+        self.jobs_queue: str = jobs_conf.task_default_queue if self.on_sqs else self.settings.jobs_queue_name
         self._store: redis.Redis | None = None
         self.jobs = Jobs(self)
         registry.register(app, self)
@@ -82,13 +86,14 @@ class Bridge:
         self._configure_beat()
         self.dead_letters = self._dead_letters()
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
-        if hasattr(self.jobs_backend, "is_cancelled"):
+        # The app's own broker is QUEUE_BACKEND's: its workers consume that backend's queues.
+        if hasattr(self.backend, "is_cancelled"):
             signals.task_received.connect(self._honour_tombstone, weak=False)
         if self.settings.queue_backend == "sqs" and self.settings.sqs_heartbeat_sec:
             from bridge.sqs_heartbeat import install_heartbeat
 
             install_heartbeat(app, self.settings)
-        if self.on_sqs and self.settings.sqs_fifo:
+        if self.settings.queue_backend == "sqs" and self.settings.sqs_fifo:
             signals.before_task_publish.connect(self._keep_fifo_group, weak=False)
         if self.settings.dedupe_until == "finish":
             signals.task_postrun.connect(self._release_on_finish, weak=False)
@@ -124,8 +129,8 @@ class Bridge:
         # jobs too; a worker started with -Q for other queues is left as configured.
         app: Any = self.app
         ours = getattr(instance, "app", None) is app
-        if not ours or self.on_sqs:
-            return
+        if not ours or self.on_sqs or self.jobs_backend is not self.backend:
+            return  # scheduled jobs travel on another broker: its own workers consume them
         queues = app.amqp.queues
         if app.conf.task_default_queue in queues.consume_from:
             queues.select_add(self.jobs_queue)
@@ -135,7 +140,7 @@ class Bridge:
         # cancelled by jobs.cancel is marked revoked, so Celery discards it unrun.
         if request is None or getattr(request, "app", self.app) is not self.app:
             return
-        backend: Any = self.jobs_backend
+        backend: Any = self.backend
         if backend.is_cancelled(request.id):
             from celery.worker import state
 
@@ -231,6 +236,19 @@ class Bridge:
             self.jobs_backend.close()
         if self._store is not None:
             self._store.close()
+
+
+def _companion_app(app: Celery, settings: Settings) -> Celery:
+    """A Celery app that only publishes, configured for JOBS_BACKEND's broker."""
+    import dataclasses
+
+    import celeryconfig
+
+    companion = Celery(f"{app.main or 'app'}-jobs", set_as_current=False)
+    companion.config_from_object(
+        celeryconfig.build(dataclasses.replace(settings, queue_backend=settings.jobs_backend))
+    )
+    return companion
 
 
 def _redis_broker_url(app: Celery) -> str | None:

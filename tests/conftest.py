@@ -317,9 +317,9 @@ def start_beat(
     """Start ``celery -A tests.apps.ledger_app beat`` processes; all are stopped after the test."""
     beats: list[CeleryProcess] = []
 
-    def start(name: str = "beat1", wait_for_lock: bool = True) -> CeleryProcess:
+    def start(name: str = "beat1", wait_for_lock: bool = True, **env: str) -> CeleryProcess:
         args = ["beat", "--loglevel=INFO", "-s", str(tmp_path / f"{name}-schedule")]
-        beat: CeleryProcess = CeleryProcess.spawn(args, tmp_path / f"{name}.log", server.env())
+        beat: CeleryProcess = CeleryProcess.spawn(args, tmp_path / f"{name}.log", server.env(**env))
         beats.append(beat)
         if wait_for_lock and not wait_for(lambda: bool(redis_client.exists(BEAT_LOCK)), timeout=30):
             raise AssertionError(f"beat {name} took no lock:\n{beat.tail()}")
