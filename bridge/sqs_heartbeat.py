@@ -10,6 +10,10 @@ ten per ``ChangeMessageVisibilityBatch`` call. It reads the held messages from
 the consumer channel's QoS (kombu keeps them there until the ack), so an acked
 message drops out by itself. It never runs on the worker's event loop, and it
 stops extending a message at SQS's 12-hour cap.
+
+Each call is billed, so a message is extended only when it would otherwise
+become visible before the next beat: with the defaults (a beat every 30 s, 120 s
+per extension) a held message costs one tenth of a call every third beat.
 """
 
 from __future__ import annotations
@@ -30,17 +34,24 @@ logger = logging.getLogger("bridge.sqs.heartbeat")
 
 MAX_VISIBILITY_SEC = 43_200  # SQS: a message is invisible at most 12 hours after its receipt
 _BATCH = 10  # SQS: entries per ChangeMessageVisibilityBatch
+_MARGIN_S = 2.0  # room for the API call itself and a late beat
+DEFAULT_VISIBILITY_SEC = 30  # SQS's default VisibilityTimeout, when the queue cannot be asked
 
 
 class Heartbeat:
     """The thread that keeps a worker's held messages invisible while it holds them."""
 
-    def __init__(self, channel: Any, client: Any, interval_s: float, extend_by_s: int) -> None:
+    def __init__(
+        self, channel: Any, client: Any, interval_s: float, extend_by_s: int,
+        visibility_s: float = DEFAULT_VISIBILITY_SEC,
+    ) -> None:  # fmt: skip
         self.channel = channel
         self.client = client
         self.interval_s = interval_s
         self.extend_by_s = extend_by_s
+        self.visibility_s = visibility_s  # the queue's VisibilityTimeout: how long a receipt hides it
         self._first_seen: dict[str, float] = {}
+        self._hidden_until: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge-sqs-heartbeat", daemon=True)
         self.calls = 0  # API calls made, for the benchmark
@@ -76,10 +87,16 @@ class Heartbeat:
         held = self._held()
         live = {handle for _, handle in held}
         self._first_seen = {h: t for h, t in self._first_seen.items() if h in live}
+        self._hidden_until = {h: t for h, t in self._hidden_until.items() if h in live}
         by_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for url, handle in held:
-            first = self._first_seen.setdefault(handle, now)
-            room = int(MAX_VISIBILITY_SEC - (now - first)) - int(self.interval_s) - 1
+            if handle not in self._first_seen:
+                self._first_seen[handle] = now
+                # Received at most one beat ago, hidden for the queue's visibility timeout since.
+                self._hidden_until[handle] = now - self.interval_s + self.visibility_s
+            if self._hidden_until[handle] - now > self.interval_s + _MARGIN_S:
+                continue  # still hidden past the next beat: no call needed yet
+            room = int(MAX_VISIBILITY_SEC - (now - self._first_seen[handle])) - int(self.interval_s) - 1
             timeout = min(self.extend_by_s, room)
             if timeout <= 0:
                 continue  # at the 12-hour cap: SQS refuses more
@@ -95,7 +112,11 @@ class Heartbeat:
                 except Exception as exc:  # the next beat tries again; never kill the worker
                     logger.warning("bridge sqs heartbeat: %s", exc)
                     continue
-                extended += len(reply.get("Successful", []))
+                sent = {entry["Id"]: entry for entry in batch}
+                done = [sent[item["Id"]] for item in reply.get("Successful", []) if item["Id"] in sent]
+                for entry in done:
+                    self._hidden_until[entry["ReceiptHandle"]] = now + entry["VisibilityTimeout"]
+                extended += len(done)
                 for failure in reply.get("Failed", []):
                     logger.info("bridge sqs heartbeat: not extended: %s", failure.get("Message"))
         return extended
@@ -123,9 +144,9 @@ def install_heartbeat(app: Celery, settings: Settings) -> None:
 
             channel = parent.task_consumer.channel
             client = SqsAdmin(settings).client
-            _warn_if_too_slow(client, settings)
+            visibility = _queue_visibility(client, settings)
             self.heartbeat = Heartbeat(
-                channel, client, settings.sqs_heartbeat_sec, settings.sqs_extend_by_sec
+                channel, client, settings.sqs_heartbeat_sec, settings.sqs_extend_by_sec, visibility
             )
             self.heartbeat.start()
 
@@ -139,18 +160,18 @@ def install_heartbeat(app: Celery, settings: Settings) -> None:
     app.steps["consumer"].add(VisibilityHeartbeat)
 
 
-def _warn_if_too_slow(client: Any, settings: Settings) -> None:
-    """The queue's VisibilityTimeout decides when a held message reappears: beat faster than that."""
+def _queue_visibility(client: Any, settings: Settings) -> int:
+    """The queue's VisibilityTimeout (when a held message reappears); warns if beats are slower."""
     if not settings.sqs_queue_url:
-        return
+        return DEFAULT_VISIBILITY_SEC
     try:
         attrs = client.get_queue_attributes(
             QueueUrl=settings.sqs_queue_url, AttributeNames=["VisibilityTimeout"]
         )
         visibility = int(attrs["Attributes"]["VisibilityTimeout"])
-    except Exception as exc:  # only a check: the worker runs on without it
+    except Exception as exc:  # the worker runs on, extending as if the queue had SQS's default
         logger.warning("bridge sqs heartbeat: could not read the queue's visibility timeout: %s", exc)
-        return
+        return DEFAULT_VISIBILITY_SEC
     if settings.sqs_heartbeat_sec >= visibility:
         logger.warning(
             "bridge sqs heartbeat: SQS_HEARTBEAT_SEC=%s is not shorter than the queue's VisibilityTimeout "
@@ -158,3 +179,4 @@ def _warn_if_too_slow(client: Any, settings: Settings) -> None:
             settings.sqs_heartbeat_sec,
             visibility,
         )
+    return visibility
