@@ -17,6 +17,7 @@ from celery import Celery, bootsteps, signals
 
 from bridge.backends.base import QueueBackend
 from bridge.errors import BridgeError
+from bridge.forkguard import ForkGuard
 
 __all__ = ["Promoter", "install_promoter"]
 
@@ -34,6 +35,7 @@ class Promoter:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._guard = ForkGuard("the bridge promoter")  # the pool forks children beside this thread
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -52,7 +54,8 @@ class Promoter:
         failing = False
         while not self._stop.is_set():
             try:
-                next_due = self.backend.promote_due()
+                with self._guard:
+                    next_due = self.backend.promote_due()
             except BridgeError as exc:
                 if not failing:
                     logger.warning("bridge promoter: %s (retrying every %.0f s)", exc, _RETRY_AFTER_S)
@@ -74,6 +77,9 @@ def install_promoter(app: Celery, backend: QueueBackend, interval_s: float) -> N
         """Worker bootstep: the promoter lives as long as the worker's main process."""
 
         label = "bridge promoter"
+        # After the pool has forked its first children: a child forked while this
+        # thread connects or imports could inherit a lock it holds and hang.
+        requires = ("celery.worker.components:Pool",)
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
             super().__init__(parent, **kwargs)

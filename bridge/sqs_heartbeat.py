@@ -26,6 +26,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
+from bridge.forkguard import ForkGuard
 from bridge.settings import Settings
 
 __all__ = ["MAX_VISIBILITY_SEC", "Heartbeat", "install_heartbeat"]
@@ -54,6 +55,7 @@ class Heartbeat:
         self._hidden_until: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge-sqs-heartbeat", daemon=True)
+        self._guard = ForkGuard("the bridge SQS heartbeat")  # the pool forks children beside this thread
         self.calls = 0  # API calls made, for the benchmark
 
     def start(self) -> None:
@@ -100,7 +102,8 @@ class Heartbeat:
             timeout = min(self.extend_by_s, room)
             if timeout <= 0:
                 continue  # at the 12-hour cap: SQS refuses more
-            entry = {"Id": str(len(by_queue[url])), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
+            entry: dict[str, Any] = {"Id": str(len(by_queue[url])), "ReceiptHandle": handle,
+                                     "VisibilityTimeout": timeout}  # fmt: skip
             by_queue[url].append(entry)
         extended = 0
         for url, entries in by_queue.items():
@@ -123,7 +126,8 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.beat()
+            with self._guard:
+                self.beat()
 
 
 def install_heartbeat(app: Celery, settings: Settings) -> None:
