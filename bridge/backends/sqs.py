@@ -141,8 +141,7 @@ class SqsBackend(QueueBackend):
         except Exception as exc:
             if claimed:  # the send failed: free the key, so a retry with it can send
                 self.client.delete(guard)
-            client_error = type(exc).__module__.startswith("botocore")
-            if client_error or isinstance(exc, (RedisError, KombuError, OSError)):
+            if _connection_failure(exc):
                 raise backend_unavailable("queue.add", exc, self.url) from None
             raise
         return Job(id=request.job_id, name=request.name, queue=queue)
@@ -219,3 +218,16 @@ class SqsBackend(QueueBackend):
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _connection_failure(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, is a failure to reach SQS or Redis.
+
+    Celery's result consumer (Redis) wraps its lost connection in a RuntimeError
+    when ``send_task`` subscribes to the job's result, so the cause chain counts.
+    """
+    while exc is not None:
+        if type(exc).__module__.startswith("botocore") or isinstance(exc, (RedisError, KombuError, OSError)):
+            return True
+        exc = exc.__cause__
+    return False

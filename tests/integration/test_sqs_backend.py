@@ -9,9 +9,10 @@ from collections import defaultdict
 import boto3
 import pytest
 
-from bridge import DelayTooLong, InvalidJob, InvalidPayload
+from bridge import BackendUnavailable, DelayTooLong, InvalidJob, InvalidPayload
 from bridge.sqs_admin import SqsAdmin
 from tests.conftest import read_ledger, server_ms, wait_for
+from tests.redis_server import free_port
 
 pytestmark = [pytest.mark.sqs, pytest.mark.redis, pytest.mark.worker]
 
@@ -97,6 +98,18 @@ def test_a_payload_over_the_queues_maximum_message_size_is_refused_before_sendin
     assert visible(url, sqs) == 0
     bridge.queue.add("ledger.record", {"blob": "x" * 500}, idempotency_key="fits")
     assert visible(url, sqs) == 1  # SQS accepted it: the estimate is not stricter than the queue
+
+
+def test_an_unreachable_result_store_is_backend_unavailable_without_the_password(sqs, make_bridge):
+    url = SqsAdmin(sqs.settings()).ensure_queue("no-results")
+    closed = free_port()  # nothing listens: Celery's result subscription on send cannot connect
+    quick = {"result_backend_transport_options": {"retry_policy": {"max_retries": 1}}}  # Celery's: 20
+    bridge = sqs_bridge(
+        make_bridge, sqs, url, redis_url=f"redis://:S3cret-pw@127.0.0.1:{closed}/0", conf=quick
+    )
+    with pytest.raises(BackendUnavailable) as failed:
+        bridge.queue.add("ledger.record", {"key": "k"})
+    assert "S3cret-pw" not in str(failed.value)
 
 
 def test_cancel_leaves_a_tombstone_the_worker_honours(sqs, start_worker, make_bridge, redis_client):
