@@ -56,6 +56,8 @@ class DeadLetter:
     traceback: str
     attempts: int
     failed_at: float
+    #: True for a message the worker rejected unrun (see bridge.rejected): not retriable.
+    rejected: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,13 +101,17 @@ class DeadLetters:
             attempts=(request.retries or 0) + 1,
             failed_at=time.time(),
         )
+        self.record(letter)
+
+    def record(self, letter: DeadLetter) -> None:
+        """Keep ``letter`` at the head of its queue's dead letters, trimmed to the bound."""
         try:
             with self.backend.client.pipeline() as pipe:
-                pipe.lpush(self.key(queue), json.dumps(letter.as_json(), default=repr))
-                pipe.ltrim(self.key(queue), 0, self.max_entries - 1)
+                pipe.lpush(self.key(letter.queue), json.dumps(letter.as_json(), default=repr))
+                pipe.ltrim(self.key(letter.queue), 0, self.max_entries - 1)
                 pipe.execute()
         except Exception as exc:  # a failing record must not mask the job's own failure
-            logger.error("bridge: could not record dead letter %s: %s", task_id, exc)
+            logger.error("bridge: could not record dead letter %s: %s", letter.id, exc)
 
     def entries(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The newest dead letters of ``queue``."""
@@ -120,6 +126,13 @@ class DeadLetters:
         for raw in self._raw(queue, self.max_entries):
             letter = _letter(raw)
             if job_id is not None and letter.id != job_id:
+                continue
+            if letter.rejected:
+                # Its body was never decoded (see bridge.rejected): there is nothing to re-enqueue.
+                if job_id is not None:
+                    raise InvalidInput(
+                        "id", f"{job_id!r} was rejected unrun ({letter.exc_type}) and cannot be retried."
+                    )
                 continue
             envelope = self.backend._builder().build(letter.id, letter.name, letter.data, letter.queue, None)
             retried += int(self.backend._script(RETRY, [self.key(queue)], [raw, *envelope.commands]))

@@ -9,16 +9,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kombu.exceptions import KombuError
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import get_redis
 from redis.exceptions import RedisError
 
 from bridge.beat import BridgeEntry, TimetableSchedule
-from bridge.errors import InvalidSchedule, backend_unavailable
+from bridge.errors import InvalidPayload, InvalidSchedule, backend_unavailable
 from bridge.ids import job_id_for
 from bridge.job import Job
 from bridge.queue import make_request
 from bridge.repeat import Timetable
-from bridge.validation import check_key, check_name, check_payload, check_queue
+from bridge.validation import check_key, check_name, check_payload, check_queue, shown
 
 if TYPE_CHECKING:
     from bridge.bridge import Bridge
@@ -103,14 +104,18 @@ class Jobs:
                 data,
                 idempotency_key=idempotency_key,
                 delay_ms=delay_ms,
-                queue=queue or self._bridge.jobs_queue,
+                queue=self._bridge.jobs_queue if queue is None else queue,
             )
             return self._bridge.jobs_backend.enqueue([request])[0]
         if delay_ms is not None:
             raise InvalidSchedule("delay_ms", "a repeat does not take delay_ms; use start_at=datetime(...).")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-            raise InvalidSchedule("limit", f"must be a positive number of runs, got {limit!r}.")
-        task, key, kwargs = check_name(name), check_key(idempotency_key), check_payload(data)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 2**63
+        ):
+            raise InvalidSchedule(
+                "limit", f"must be a positive number of runs (a 64-bit integer), got {shown(limit)}."
+            )
+        task, key, kwargs = check_name(name), check_key(idempotency_key), _storable(check_payload(data))
         target = check_queue(queue) or self._bridge.jobs_queue
         timetable = Timetable(
             cron=cron, every_ms=every_ms, tz=tz or "UTC", start_at=start_at, end_at=end_at,
@@ -200,6 +205,26 @@ class Jobs:
             repeats.append(_repeat_of(entry))
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(repeats, key=lambda r: r.next_run or far)
+
+
+def _storable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Refuse data that celery-redbeat's tagged JSON would not give back unchanged.
+
+    redbeat decodes any object with a ``__type__`` of its own ("datetime",
+    "interval", ...) into that type when it reads the repeat, so such data would
+    reach the handler changed, or break every later read of the repeat.
+    """
+    try:
+        same = json.loads(json.dumps(kwargs, cls=RedBeatJSONEncoder), cls=RedBeatJSONDecoder) == kwargs
+    except Exception:  # redbeat's decoders raise whatever their types' constructors raise
+        same = False
+    if not same:
+        raise InvalidPayload(
+            "data",
+            "a repeat's data may not hold objects with a '__type__' key (the repeat store reads them "
+            "back as dates or schedules); rename that key.",
+        )
+    return kwargs
 
 
 def _repeat_of(entry: BridgeEntry) -> Repeat:

@@ -21,6 +21,7 @@ from redis.exceptions import LockError as RedisLockError
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from bridge.errors import InvalidInput, LockLost, LockNotAcquired, backend_unavailable
+from bridge.validation import MAX_MS, shown, utf8_encodable
 
 __all__ = ["Lock"]
 
@@ -53,14 +54,26 @@ class Lock:
         auto_extend: bool = False,
         key_prefix: str = "bridge:lock:",
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("name", f"a lock needs a non-empty name, got {name!r}.")
-        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or ttl_ms <= 0:
-            raise InvalidInput("ttl_ms", f"must be a positive integer of milliseconds, got {ttl_ms!r}.")
+        if not isinstance(name, str) or not name or not utf8_encodable(name):
+            raise InvalidInput(
+                "name", f"a lock needs a non-empty name of valid Unicode text, got {shown(name)}."
+            )
+        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or not 0 < ttl_ms <= MAX_MS:
+            raise InvalidInput(
+                "ttl_ms",
+                f"must be a positive integer of milliseconds up to {MAX_MS} (10 years), got {shown(ttl_ms)}.",
+            )
         if timeout_ms is not None and (
-            isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0
+            isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or not 0 <= timeout_ms <= MAX_MS
         ):
-            raise InvalidInput("timeout_ms", f"must be None or milliseconds >= 0, got {timeout_ms!r}.")
+            raise InvalidInput(
+                "timeout_ms",
+                f"must be None or milliseconds from 0 to {MAX_MS} (10 years), got {shown(timeout_ms)}.",
+            )
+        # A string such as "false" would read as True and block: only real booleans.
+        for flag, value in (("blocking", blocking), ("auto_extend", auto_extend)):
+            if not isinstance(value, bool):
+                raise InvalidInput(flag, f"must be True or False, got {shown(value)}.")
         self.client = client
         self.name = name
         self.ttl_ms = ttl_ms

@@ -17,6 +17,7 @@ from bridge.validation import (
     check_priority,
     check_queue,
     encode_payload,
+    shown,
 )
 
 __all__ = ["JobQueue", "make_request"]
@@ -104,14 +105,24 @@ class JobQueue:
         anything is sent, so one bad item sends nothing; each item is deduplicated
         on its own, exactly as :meth:`add` would.
         """
+        try:
+            items = list(jobs)
+        except TypeError:
+            raise InvalidJob(
+                "jobs", f"must be a list of (name, data[, options]), got {shown(jobs)}."
+            ) from None
         requests = []
-        for index, item in enumerate(jobs):
+        for index, item in enumerate(items):
             if not isinstance(item, tuple) or len(item) not in (2, 3):
                 raise InvalidJob(f"jobs[{index}]", "each item must be (name, data) or (name, data, options).")
             options: Mapping[str, Any] = item[2] if len(item) == 3 else {}
+            if not isinstance(options, Mapping):
+                raise InvalidJob(f"jobs[{index}]", f"options must be a dict, got {type(options).__name__}.")
             unknown = set(options) - {"idempotency_key", "delay_ms", "queue", "priority", "group_id"}
             if unknown:
-                raise InvalidJob(f"jobs[{index}]", f"unknown options {sorted(unknown)}.")
+                raise InvalidJob(
+                    f"jobs[{index}]", f"unknown options {', '.join(sorted(map(shown, unknown)))}."
+                )
             try:
                 requests.append(make_request(item[0], item[1], **options))
             except InvalidInput as exc:

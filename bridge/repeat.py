@@ -22,15 +22,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from bridge.errors import InvalidSchedule
+from bridge.validation import MAX_MS, shown
 
 __all__ = ["Timetable"]
 
 # The earliest instant a repeat is considered to have "run" before its first run.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)
+# Bounds stay far from datetime's year 9999, so instant arithmetic never overflows.
+_LAST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -53,26 +56,42 @@ class Timetable:
             raise InvalidSchedule("cron", "give exactly one of cron='m h dom mon dow' or every_ms=N.")
         if self.cron is not None and (not isinstance(self.cron, str) or not croniter.is_valid(self.cron)):
             raise InvalidSchedule(
-                "cron", f"{self.cron!r} is not a valid cron expression; use five fields like '0 6 * * *'."
+                "cron",
+                f"{shown(self.cron)} is not a valid cron expression; use five fields like '0 6 * * *'.",
             )
         if self.every_ms is not None and (
-            isinstance(self.every_ms, bool) or not isinstance(self.every_ms, int) or self.every_ms <= 0
+            isinstance(self.every_ms, bool)
+            or not isinstance(self.every_ms, int)
+            or not 0 < self.every_ms <= MAX_MS
         ):
             raise InvalidSchedule(
-                "every_ms", f"must be a positive integer of milliseconds, got {self.every_ms!r}."
+                "every_ms",
+                f"must be a positive integer of milliseconds up to {MAX_MS} (10 years), "
+                f"got {shown(self.every_ms)}.",
             )
         try:
             ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise InvalidSchedule(
-                "tz", f"{self.tz!r} is not a known IANA time zone; use a name like 'Europe/Berlin'."
+                "tz", f"{shown(self.tz)} is not a known IANA time zone; use a name like 'Europe/Berlin'."
             ) from None
         for name in ("start_at", "end_at"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-                raise InvalidSchedule(name, f"must be a time-zone-aware datetime, got {value!r}.")
+            if value is not None and (
+                not isinstance(value, datetime) or value.utcoffset() is None or not _EPOCH <= value < _LAST
+            ):
+                raise InvalidSchedule(
+                    name, f"must be a time-zone-aware datetime from 1970 to 9000, got {shown(value)}."
+                )
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise InvalidSchedule("end_at", f"{self.end_at.isoformat()} is not after start_at.")
+        if self.cron is not None:
+            try:
+                self._cron_next(self.origin - _TICK)
+            except CroniterBadDateError:
+                raise InvalidSchedule(
+                    "cron", f"{self.cron!r} never fires (no date matches it); check its day and month fields."
+                ) from None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -89,12 +108,15 @@ class Timetable:
 
     def next_after(self, instant: datetime) -> datetime | None:
         """The first firing instant strictly after ``instant``, or None when the repeat is over."""
-        if self.every_ms is not None:
-            step = timedelta(milliseconds=self.every_ms)
-            base = self.origin
-            candidate = base if instant < base else base + ((instant - base) // step + 1) * step
-        else:
-            candidate = self._cron_next(max(instant, self.origin - _TICK))
+        try:
+            if self.every_ms is not None:
+                step = timedelta(milliseconds=self.every_ms)
+                base = self.origin
+                candidate = base if instant < base else base + ((instant - base) // step + 1) * step
+            else:
+                candidate = self._cron_next(max(instant, self.origin - _TICK))
+        except (OverflowError, ValueError, CroniterBadDateError):
+            return None  # the next instant lies past year 9999: the repeat is over
         if self.end_at is not None and candidate > self.end_at:
             return None
         return candidate

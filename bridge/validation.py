@@ -7,9 +7,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.errors import InvalidJob, InvalidPayload
+from bridge.errors import DelayTooLong, InvalidJob, InvalidPayload
 
 __all__ = [
+    "MAX_MS",
     "check_delay_ms",
     "check_group",
     "check_key",
@@ -18,21 +19,49 @@ __all__ = [
     "check_priority",
     "check_queue",
     "encode_payload",
+    "shown",
+    "utf8_encodable",
 ]
 
 MAX_KEY_LENGTH = 512
 MAX_NAME_LENGTH = 512
+# The longest delay, interval or lock TTL (10 years). Redis keeps times as 64-bit
+# milliseconds and the bridge's Lua scripts as doubles, and Python's timedelta
+# and thread waits overflow far earlier than an unbounded int would.
+MAX_MS = 10 * 365 * 86_400_000
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about any input.
+
+    An int of more than 4,300 digits has no ``repr`` (Python refuses to convert it),
+    and a megabyte of bytes would make a megabyte of message.
+    """
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def utf8_encodable(text: str) -> bool:
+    """Whether ``text`` can be sent to Redis (lone surrogates cannot be encoded)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_name(name: object) -> str:
     """Return the task name, or raise InvalidJob if it is empty or not a string."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidJob("name", f"the task name must be a non-empty string, got {name!r}.")
-    if len(name) > MAX_NAME_LENGTH or any(c < " " or c == "\x7f" for c in name):
+        raise InvalidJob("name", f"the task name must be a non-empty string, got {shown(name)}.")
+    if len(name) > MAX_NAME_LENGTH or any(c < " " or c == "\x7f" for c in name) or not utf8_encodable(name):
         raise InvalidJob(
             "name",
-            f"the task name must be at most {MAX_NAME_LENGTH} characters with no control "
-            "characters, such as 'emails.send'.",
+            f"the task name must be at most {MAX_NAME_LENGTH} characters of valid Unicode with no "
+            "control characters, such as 'emails.send'.",
         )
     return name
 
@@ -57,23 +86,28 @@ def encode_payload(data: object) -> tuple[dict[str, Any], str]:
     for key in data:
         if not isinstance(key, str):
             raise InvalidPayload(
-                "data", f"keys must be strings (they become keyword arguments), got {key!r}."
+                "data", f"keys must be strings (they become keyword arguments), got {shown(key)}."
             )
         if not key.isidentifier():
             raise InvalidPayload(
                 "data",
-                f"key {key!r} is not a valid Python identifier, so it cannot be passed to the "
+                f"key {shown(key)} is not a valid Python identifier, so it cannot be passed to the "
                 "task as a keyword argument; rename it.",
             )
     try:
         encoded = json.dumps(data, allow_nan=False)
+        changed = json.loads(encoded) != data
+    except RecursionError:
+        raise InvalidPayload(
+            "data", "job data is nested too deeply to encode; flatten it (a few levels are plenty)."
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(
             "data",
             f"job data must be JSON-serialisable ({exc}); "
             "send plain str/int/float/bool/None, lists and dicts.",
         ) from None
-    if json.loads(encoded) != data:
+    if changed:
         raise InvalidPayload(
             "data",
             "job data changes in a JSON round trip (tuples, non-string dict keys or similar); "
@@ -86,8 +120,8 @@ def check_key(key: object) -> str | None:
     """Return a valid idempotency key (or None), or raise InvalidJob."""
     if key is None:
         return None
-    if not isinstance(key, str) or not key:
-        raise InvalidJob("idempotency_key", f"must be a non-empty string, got {key!r}.")
+    if not isinstance(key, str) or not key or not utf8_encodable(key):
+        raise InvalidJob("idempotency_key", f"must be a non-empty string of valid Unicode, got {shown(key)}.")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidJob(
             "idempotency_key",
@@ -101,13 +135,15 @@ def check_delay_ms(delay_ms: object) -> int:
     if delay_ms is None:
         return 0
     if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)):
-        raise InvalidJob("delay_ms", f"must be an integer number of milliseconds, got {delay_ms!r}.")
+        raise InvalidJob("delay_ms", f"must be an integer number of milliseconds, got {shown(delay_ms)}.")
     if isinstance(delay_ms, float):
         if not math.isfinite(delay_ms) or not delay_ms.is_integer():
-            raise InvalidJob("delay_ms", f"must be a whole number of milliseconds, got {delay_ms!r}.")
+            raise InvalidJob("delay_ms", f"must be a whole number of milliseconds, got {shown(delay_ms)}.")
         delay_ms = int(delay_ms)
     if delay_ms < 0:
-        raise InvalidJob("delay_ms", f"must be 0 or more, got {delay_ms}.")
+        raise InvalidJob("delay_ms", f"must be 0 or more, got {shown(delay_ms)}.")
+    if delay_ms > MAX_MS:
+        raise DelayTooLong("delay_ms", f"{shown(delay_ms)} ms is over the limit of {MAX_MS} ms (10 years).")
     return delay_ms
 
 
@@ -116,7 +152,7 @@ def check_priority(priority: object) -> int | None:
     if priority is None:
         return None
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255:
-        raise InvalidJob("priority", f"must be an integer from 0 to 255, got {priority!r}.")
+        raise InvalidJob("priority", f"must be an integer from 0 to 255, got {shown(priority)}.")
     return priority
 
 
@@ -124,8 +160,8 @@ def check_queue(queue: object) -> str | None:
     """Return the queue name (or None for the task's route), or raise InvalidJob."""
     if queue is None:
         return None
-    if not isinstance(queue, str) or not queue.strip():
-        raise InvalidJob("queue", f"must be a non-empty queue name, got {queue!r}.")
+    if not isinstance(queue, str) or not queue.strip() or not utf8_encodable(queue):
+        raise InvalidJob("queue", f"must be a non-empty queue name of valid Unicode, got {shown(queue)}.")
     return queue
 
 
@@ -138,5 +174,5 @@ def check_group(group_id: object) -> str | None:
         or not 1 <= len(group_id) <= 128
         or not all(33 <= ord(c) <= 126 for c in group_id)
     ):
-        raise InvalidJob("group_id", f"must be 1 to 128 printable ASCII characters, got {group_id!r}.")
+        raise InvalidJob("group_id", f"must be 1 to 128 printable ASCII characters, got {shown(group_id)}.")
     return group_id
