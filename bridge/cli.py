@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bridge.errors import BackendError, BridgeError, ConfigError
+from bridge.errors import BackendError, BridgeError, ConfigError, InvalidInput
 from bridge.redact import redact
 from bridge.settings import Settings
 
@@ -271,7 +271,10 @@ def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -
 
     queues = parse_queues(queues_text)
     bridge = _bridge(ctx)
-    server = serve(lambda: bridge.stats(queues), host, port)
+    try:
+        server = serve(lambda: bridge.stats(queues), host, port)
+    except OSError as exc:  # a port in use is a usage error, not a traceback
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}).") from None
     click.echo(f"serving http://{host}:{server.server_address[1]}/metrics for {', '.join(queues)}")
     try:
         while True:
@@ -306,6 +309,50 @@ def sqs_ensure_queue(
         visibility_timeout=visibility_timeout,
     )
     click.echo(url)
+
+
+@sqs.command(
+    name="iam-policy",
+    help="Print a least-privilege IAM policy (JSON) for SQS_QUEUE_URL, the --queue URLs and their DLQs.",
+)
+@click.option("--queue", "queues", multiple=True, help="Another queue URL (repeatable).")
+@click.option("--dlq", "dlqs", multiple=True, help="A dead-letter queue's ARN or URL (repeatable).")
+@click.option("--role", type=click.Choice(["producer", "worker", "both"]), default="both", show_default=True,
+              help="Whose permissions: one statement per role.")  # fmt: skip
+@_errors_to_exit_codes
+def sqs_iam_policy(queues: tuple[str, ...], dlqs: tuple[str, ...], role: str) -> None:
+    from botocore.config import Config
+
+    from bridge.sqs_admin import SqsAdmin
+    from bridge.sqs_iam import arn_of, lookup_dlq, policy
+
+    settings = Settings.from_env()
+    region = settings.aws_region
+    urls = [("SQS_QUEUE_URL", settings.sqs_queue_url)] if settings.sqs_queue_url else []
+    urls += [("--queue", url) for url in queues]
+    for field, url in urls:
+        if url.startswith("arn:"):
+            raise InvalidInput(field, f"{url!r} is an ARN; give the queue's URL (its DLQ is looked up).")
+    queue_arns = [arn_of(url, field=field, region=region) for field, url in urls]
+    dlq_arns = [arn_of(value, field="--dlq", region=region) for value in dlqs]
+    document = policy(queue_arns, dlq_arns, role)  # refuses an empty queue list before any call
+    try:
+        # Short timeouts, one retry: an unreachable queue must not hold the command for a minute.
+        retries = {"max_attempts": 2, "mode": "standard"}
+        admin = SqsAdmin(settings, config=Config(connect_timeout=5, read_timeout=10, retries=retries))
+        for _field, url in urls:
+            found = lookup_dlq(admin, url)
+            if found is not None:
+                dlq_arns.append(found)
+    except BridgeError as exc:
+        click.echo(
+            f"jobs: the dead-letter queues could not be looked up ({redact(str(exc))}); the policy "
+            "covers the given queues only: pass --dlq ARN for each DLQ.",
+            err=True,
+        )
+    else:
+        document = policy(queue_arns, dlq_arns, role)
+    click.echo(json.dumps(document, indent=2))
 
 
 @jobs.command(

@@ -24,6 +24,7 @@ __all__ = [
     "LockLost",
     "LockNotAcquired",
     "backend_unavailable",
+    "is_permanent_connection_fault",
 ]
 
 
@@ -92,14 +93,58 @@ def backend_unavailable(what: str, exc: BaseException, url: str | None = None) -
         url: the server URL involved, if any; shown with its password redacted.
     """
     where = f" at {redact(url)}" if url else ""
-    detail = redact(str(exc))
+    detail = redact(str(exc)).strip().rstrip(".")
     if url:
         # The client may echo the raw URL or its password back in its message.
         detail = redact(detail, secrets=_secrets_of(url))
+    head = f"{what} failed{where}: {type(exc).__name__}: {detail}."
+    if _cert_rejected(exc):
+        # A wrong CA is a configuration fault: "is the server running?" would mislead.
+        return BackendUnavailable(
+            f"{head} The server's TLS certificate failed verification: check REDIS_URL's "
+            "ssl_ca_certs=/path/ca.pem (the CA that signed the server's certificate) and its host name."
+        )
+    if _auth_rejected(exc):
+        return BackendUnavailable(
+            f"{head} The server refused the credentials: check the user name and password in REDIS_URL."
+        )
     return BackendUnavailable(
-        f"{what} failed{where}: {type(exc).__name__}: {detail}. "
-        "Check that the server is running and the URL is right; retrying with the "
+        f"{head} Check that the server is running and the URL is right; retrying with the "
         "same idempotency_key is safe."
+    )
+
+
+def is_permanent_connection_fault(exc: BaseException) -> bool:
+    """A refused password or an untrusted TLS certificate: reconnecting cannot help."""
+    return _cert_rejected(exc) or _auth_rejected(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _cert_rejected(exc: BaseException) -> bool:
+    import ssl
+
+    # redis-py re-raises ssl errors as its ConnectionError carrying only their text.
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
+        for e in _chain(exc)
+    )
+
+
+_AUTH_REPLIES = ("WRONGPASS", "invalid username-password pair", "NOAUTH", "Authentication required")
+
+
+def _auth_rejected(exc: BaseException) -> bool:
+    return any(
+        type(e).__name__ == "AuthenticationError" or any(r in str(e) for r in _AUTH_REPLIES)
+        for e in _chain(exc)
     )
 
 

@@ -25,6 +25,8 @@ JOBS_DEDUPE_UNTIL           ``expiry`` (default) or ``finish``: release the
                             guard when the job has finished for good
 JOBS_PROMOTE_INTERVAL_MS    how often workers move due delayed jobs (200)
 JOBS_DLQ_MAX                dead letters kept per queue (10000)
+JOBS_VISIBILITY_TIMEOUT_SEC Redis: seconds before an unacked job (its worker
+                            died) is handed out again (3600)
 ==========================  ===============================================
 """
 
@@ -34,6 +36,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from bridge.errors import ConfigError
 from bridge.redact import redact
@@ -77,6 +80,7 @@ class Settings:
     dedupe_until: str = "expiry"
     promote_interval_ms: int = 200
     dlq_max: int = 10_000
+    visibility_timeout_sec: int = 3600
 
     def __post_init__(self) -> None:
         _check_choice("QUEUE_BACKEND", self.queue_backend, BACKEND_ALIASES.values())
@@ -85,6 +89,9 @@ class Settings:
         _check_choice("JOBS_DEDUPE_UNTIL", self.dedupe_until, DEDUPE_UNTIL)
         if self.redis_url is not None:
             _check_redis_url(self.redis_url)
+            # Frozen, but normalised once here so every client (kombu, Celery's result
+            # backend, redis-py, redbeat) sees the same verified-TLS URL.
+            object.__setattr__(self, "redis_url", _verified_tls(self.redis_url))
         needs_redis = {self.queue_backend, self.jobs_backend, self.lock_backend} & {"redis"}
         if needs_redis and not self.redis_url:
             raise ConfigError(
@@ -99,6 +106,7 @@ class Settings:
             ("JOBS_DEDUPE_TTL_SEC", self.dedupe_ttl_sec),
             ("JOBS_PROMOTE_INTERVAL_MS", self.promote_interval_ms),
             ("JOBS_DLQ_MAX", self.dlq_max),
+            ("JOBS_VISIBILITY_TIMEOUT_SEC", self.visibility_timeout_sec),
             ("SQS_EXTEND_BY_SEC", self.sqs_extend_by_sec),
         ):
             _check_positive(name, value)
@@ -184,6 +192,9 @@ class Settings:
             dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
             promote_interval_ms=_int_or("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"), 200),
             dlq_max=_int_or("JOBS_DLQ_MAX", get("JOBS_DLQ_MAX"), 10_000),
+            visibility_timeout_sec=_int_or(
+                "JOBS_VISIBILITY_TIMEOUT_SEC", get("JOBS_VISIBILITY_TIMEOUT_SEC"), 3600
+            ),
         )
 
 
@@ -237,3 +248,36 @@ def _check_redis_url(url: str) -> None:
             f"REDIS_URL={redact(url)!r} is not a Redis URL; use redis://[user:password@]host:port/db, "
             "rediss:// for TLS, or unix:///path/to/socket."
         )
+
+
+# The values kombu, Celery's redis result backend and redis-py all accept.
+_CERT_REQS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")
+
+
+def _verified_tls(url: str) -> str:
+    """``rediss://`` with no ``ssl_cert_reqs``: add ``ssl_cert_reqs=required``.
+
+    Without it kombu falls back to TLS *without* certificate verification (with only a
+    warning) and Celery's result backend refuses the URL; with it every client verifies
+    the server against the system CAs, or ``ssl_ca_certs=/path/ca.pem`` when given.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "rediss":
+        return url
+    query = parse_qs(parts.query, keep_blank_values=True)
+    reqs = query.get("ssl_cert_reqs", [None])[-1]
+    if reqs is not None and reqs not in _CERT_REQS:
+        raise ConfigError(
+            f"REDIS_URL={redact(url)!r}: ssl_cert_reqs={reqs!r} is not accepted; use required "
+            "(verify the server's certificate), optional or none."
+        )
+    ca_file = query.get("ssl_ca_certs", [None])[-1]
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ConfigError(
+            f"REDIS_URL={redact(url)!r}: ssl_ca_certs={ca_file!r} is not a readable file; point it at "
+            "the PEM file of the CA that signed the server's certificate."
+        )
+    if reqs is not None:
+        return url
+    query_text = f"{parts.query}&ssl_cert_reqs=required" if parts.query else "ssl_cert_reqs=required"
+    return urlunsplit(parts._replace(query=query_text))

@@ -41,7 +41,8 @@ class QueueInfo:
 class SqsAdmin:
     """Queue administration through boto3 (installed with the ``sqs`` extra)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, config: Any = None) -> None:
+        """``config``: a ``botocore.config.Config`` (timeouts, retries) for the client."""
         try:
             import boto3
         except ImportError:
@@ -51,11 +52,13 @@ class SqsAdmin:
             kwargs["region_name"] = settings.aws_region
         if settings.aws_endpoint_url_sqs:
             kwargs["endpoint_url"] = settings.aws_endpoint_url_sqs
+        if config is not None:
+            kwargs["config"] = config
         try:
             self.client = boto3.client("sqs", **kwargs)
         except Exception as exc:  # botocore raises NoRegionError and friends here
             raise ConfigError(
-                f"SQS client: {exc}. Set AWS_REGION (and credentials in the AWS chain)."
+                f"SQS client: {redact(str(exc))}. Set AWS_REGION (and credentials in the AWS chain)."
             ) from None
 
     @contextmanager
@@ -125,6 +128,12 @@ class SqsAdmin:
                 if mutable:
                     self.client.set_queue_attributes(QueueUrl=url, Attributes=mutable)
         return url
+
+    def attributes(self, url: str, *names: str) -> dict[str, str]:
+        """The queue's attributes ``names`` (those it has), e.g. ``RedrivePolicy``."""
+        with self._aws("GetQueueAttributes", url):
+            reply = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))
+        return dict(reply.get("Attributes", {}))
 
     def max_message_bytes(self, url: str) -> int:
         """The queue's ``MaximumMessageSize`` in bytes."""

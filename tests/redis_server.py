@@ -41,10 +41,13 @@ class RedisServerProcess:
     port: int = field(default_factory=free_port)
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    #: Serve TLS only, on ``port`` (the plain-text port is closed); give the certificate
+    #: options (``--tls-cert-file`` ...) in ``extra``.
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     @property
     def log(self) -> Path:
@@ -53,7 +56,8 @@ class RedisServerProcess:
     def start(self, timeout: float = 10) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
-            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+            redis_server_binary(), "--bind", "127.0.0.1",
+            *(["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]),
             "--dir", str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
             "--logfile", str(self.log), *self.extra,
         ]  # fmt: skip

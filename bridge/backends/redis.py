@@ -32,7 +32,7 @@ from redis.exceptions import NoScriptError, RedisError
 from bridge.backends.base import QueueBackend
 from bridge.backends.celery_message import CeleryMessageBuilder, Envelope, send_after_publish
 from bridge.backends.redis_scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
-from bridge.errors import ConfigError, backend_unavailable
+from bridge.errors import ConfigError, backend_unavailable, is_permanent_connection_fault
 from bridge.job import Job, JobRequest
 from bridge.redact import redact
 from bridge.settings import Settings
@@ -92,6 +92,11 @@ class RedisBackend(QueueBackend):
         if state.builder is None or state.pid != os.getpid():
             connection = self.app.connection_for_write()
             try:
+                # A wrong password or CA does not heal: fail at once instead of retrying
+                # through kombu's reconnect back-off for seconds on every call.
+                options = connection._extract_failover_opts()
+                options.setdefault("errback", _give_up_on_permanent_faults)
+                connection.ensure_connection(**options)
                 channel = connection.default_channel
             except (KombuError, RedisError, OSError) as exc:
                 connection.release()
@@ -291,3 +296,9 @@ def _text(value: Any) -> str:
 @functools.cache
 def _sha(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+def _give_up_on_permanent_faults(exc: BaseException, _interval: float) -> None:
+    """kombu's reconnect errback: re-raise what retrying cannot fix (kombu waits otherwise)."""
+    if is_permanent_connection_fault(exc):
+        raise exc

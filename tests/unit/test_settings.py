@@ -79,7 +79,9 @@ def test_non_redis_url_is_refused_without_showing_its_password() -> None:
 @pytest.mark.parametrize("scheme", ["redis", "rediss", "unix"])
 def test_redis_url_schemes_accepted(scheme: str) -> None:
     url = f"{scheme}://localhost/0"
-    assert Settings.from_env(environ={"REDIS_URL": url}).redis_url == url
+    # rediss:// gains certificate verification when the URL does not say (see test_tls_url.py).
+    expected = f"{url}?ssl_cert_reqs=required" if scheme == "rediss" else url
+    assert Settings.from_env(environ={"REDIS_URL": url}).redis_url == expected
 
 
 @pytest.mark.parametrize("name", ["SQS_CONCURRENCY", "JOBS_DEDUPE_TTL_SEC", "SQS_HEARTBEAT_SEC"])
