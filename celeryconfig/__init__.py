@@ -19,7 +19,7 @@ from bridge.settings import Settings
 
 # How long Redis waits for an ack before handing a job to another worker. It must
 # exceed the longest handler, or a slow job runs twice; delays do not depend on it
-# (they wait in Redis, not in worker memory). Override per app if handlers run longer.
+# (they wait in Redis, not in worker memory). The default of JOBS_VISIBILITY_TIMEOUT_SEC.
 VISIBILITY_TIMEOUT_SEC = 3600
 
 
@@ -42,7 +42,7 @@ def build(settings: Settings | None = None) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # A worker process reserves one job at a time: none sit idle behind a long one.
         "worker_prefetch_multiplier": 1,
-        "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SEC},
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_sec},
         # Workers started before Redis keep retrying instead of exiting.
         "broker_connection_retry_on_startup": True,
         # Retry a publish whose connection dropped, a bounded number of times.
@@ -79,12 +79,25 @@ def _broker(settings: Settings) -> dict[str, Any]:
         # Results in the same Redis, so app.AsyncResult(job.id) works out of the box.
         "result_backend": url,
         "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_SEC,
+            "visibility_timeout": settings.visibility_timeout_sec,
+            **_restore_sweep(settings.visibility_timeout_sec),
             # Detect dead TCP connections instead of hanging on them.
             "socket_keepalive": True,
             "health_check_interval": 25,
         },
     }
+
+
+def _restore_sweep(visibility_timeout_sec: int) -> dict[str, int]:
+    """How often workers look for jobs whose worker died (unacked past the visibility timeout).
+
+    kombu sweeps every ``interval * throttle`` seconds (10 x 10 = 100 s by default):
+    fine for an hour's timeout, but it would leave a short one's jobs waiting up to
+    100 s. Sweep about four times per timeout, at most kombu's default period.
+    """
+    period = max(1, min(100, visibility_timeout_sec // 4))
+    interval = min(10, period)
+    return {"unacked_restore_interval": interval, "unacked_restore_throttle": max(1, period // interval)}
 
 
 @functools.cache

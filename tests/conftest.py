@@ -36,6 +36,18 @@ TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Mark a test whose body failed, so its fixtures can collect more evidence on teardown."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+
+
 def _service_missing(what: str) -> None:
     message = f"{what} is not reachable; start it (see .ci/run) or set BRIDGE_TEST_REDIS_URL"
     if IN_CI:
@@ -164,6 +176,13 @@ class CeleryProcess:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def dump_stacks(self) -> None:
+        """Ask every process of the group for its threads' stacks (tests/apps/ledger_app registers them)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGUSR2)
+            time.sleep(0.5)
+
     def stop(self, timeout: float = 20) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -205,7 +224,7 @@ class WorkerProcess(CeleryProcess):
 
 @pytest.fixture
 def start_worker(
-    redis_client: redis.Redis, server: Server, tmp_path: Path
+    redis_client: redis.Redis, server: Server, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``celery -A tests.apps.ledger_app worker`` processes; all are stopped after the test."""
     workers: list[WorkerProcess] = []
@@ -233,10 +252,13 @@ def start_worker(
         return worker
 
     yield start
+    failed = request.node.stash.get(FAILED, False)
     for worker in workers:
+        if failed:
+            worker.dump_stacks()
         worker.stop()
         # pytest shows a test's teardown output only when it failed: then the worker's log is there.
-        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail()}")
+        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail(200 if failed else 60)}")
 
 
 @dataclass(frozen=True)
@@ -356,3 +378,33 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
     server.start()
     yield server
     server.kill9()
+
+
+@pytest.fixture
+def start_worker_at(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``start_worker`` for a server of the test's own (a ``private_redis``): ``start(server, name, ...)``.
+
+    Readiness is read from that server; all workers are stopped after the test.
+    """
+    workers: list[WorkerProcess] = []
+
+    def start(
+        server: Server, name: str = "w1", concurrency: int = 1, wait: bool = True, **env: str
+    ) -> WorkerProcess:
+        args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
+        client = redis.Redis.from_url(server.url)
+        worker: WorkerProcess = WorkerProcess.spawn(
+            args, tmp_path / f"{name}.log", server.env(**env), name=name, client=client
+        )
+        workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail()}")
+        if worker.client is not None:
+            worker.client.close()

@@ -2,15 +2,25 @@
 
 There is no second implementation: this only makes sure the server runs and
 that the Celery app's broker is that server (``celeryconfig`` sets it so).
+
+A server that dies while the app runs (``kill -9``, the OOM killer) is started
+again from its append-only file by the next add or promoter pass that fails to
+reach it: the promoter thread of every worker and beat notices within about a
+second, and the caller of the failed add gets ``BackendUnavailable`` (retrying
+with the same key is safe). kombu's own reconnect loop then finds the server.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
 
 from celery import Celery
 
 from bridge.backends.redis import RedisBackend
 from bridge.embedded import EmbeddedServer
-from bridge.errors import ConfigError
+from bridge.errors import BackendUnavailable, BridgeError, ConfigError
+from bridge.job import Job, JobRequest
 from bridge.redact import redact
 from bridge.settings import Settings
 
@@ -35,3 +45,22 @@ class EmbeddedBackend(RedisBackend):
     @property
     def redis_url(self) -> str:
         return self.server.url
+
+    def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
+        try:
+            return super().enqueue(requests)
+        except BackendUnavailable:
+            self._revive()
+            raise
+
+    def promote_due(self) -> float | None:
+        try:
+            return super().promote_due()
+        except BackendUnavailable:
+            self._revive()
+            raise
+
+    def _revive(self) -> None:
+        """After a failed call: start the server again if it died (a no-op when it answers)."""
+        with contextlib.suppress(BridgeError, OSError):
+            self.server.ensure_running()

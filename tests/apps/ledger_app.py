@@ -6,8 +6,11 @@ REDIS_URL (and any bridge variable) comes from the environment the test sets.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
+import sys
 import time
 from typing import Any
 
@@ -53,6 +56,14 @@ def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -
 @signals.worker_ready.connect
 def _announce_ready(sender: Any = None, **_: Any) -> None:
     client().set(f"test:ready:{sender.hostname}", os.getpid())
+
+
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _dump_stacks_on_sigusr2(**_: Any) -> None:
+    # A test that fails sends SIGUSR2 to its workers: every thread's stack goes to
+    # the log, so a hung job shows where it hangs.
+    faulthandler.register(signal.SIGUSR2, file=sys.__stderr__, all_threads=True)  # not the LoggingProxy
 
 
 @app.task(name="ledger.capture", bind=True)
@@ -107,3 +118,33 @@ def retry_once(self: Any, key: str) -> None:
     if self.request.retries == 0:
         raise self.retry(countdown=0)
     client().rpush(LEDGER, json.dumps({"id": self.request.id, "key": key}))
+
+
+@app.task(name="ledger.cheap", bind=True, ignore_result=True)
+def cheap(self: Any, key: str, fail: bool = False) -> None:
+    """As cheap as a ledger handler gets (no result stored): one RPUSH of ``"<key> <delivery tag>"``.
+
+    The delivery tag is kombu's id of the published message: a redelivery of the same
+    message repeats it, a second publish of the same key would not. ``fail=True``
+    fails for good (a dead letter) without writing anything.
+    """
+    if fail:
+        raise ValueError(f"cannot process {key}")
+    tag = (self.request.properties or {}).get("delivery_tag", "")
+    client().rpush("test:runs", f"{key} {tag}")
+
+
+@signals.task_prerun.connect
+def _trace_delivery(task_id: str = "", task: Any = None, kwargs: Any = None, **_: Any) -> None:
+    """Fault tests count deliveries of ledger.capture and of jobs sent with ``trace=True``."""
+    if getattr(task, "name", None) == "ledger.capture" or (kwargs or {}).get("trace"):
+        line = {"id": task_id, "pid": os.getpid(), "at_ms": server_ms()}
+        client().rpush("test:deliveries", json.dumps(line))
+
+
+@signals.task_postrun.connect
+def _stall_before_ack(task_id: str = "", task: Any = None, **_: Any) -> None:
+    """With test:stall_after_body set, ledger.capture stalls after its body and result, before the ack."""
+    if getattr(task, "name", None) == "ledger.capture" and client().exists("test:stall_after_body"):
+        client().rpush("test:body_done", task_id)
+        time.sleep(60)  # the test kills the worker in this window

@@ -1,0 +1,307 @@
+"""Fault tests: things break on purpose (kill -9 of workers, of the server, of beat) and no job is lost.
+
+Sizes, chosen to keep this module at about 3 minutes on a 2-core CI machine:
+
+* worker ``kill -9``: one killed worker per backend (system Redis, embedded, SQS on
+  moto), a 5 s visibility timeout (``JOBS_VISIBILITY_TIMEOUT_SEC`` on Redis, the
+  queue's ``VisibilityTimeout`` on SQS); about 20 s per backend;
+* server restart: 4 producer processes x 500 keyed jobs (2,000), 2 workers of 2
+  processes, the server down 5 s (private ``redis-server``) or ``kill -9``-ed
+  (embedded); about 30 s each;
+* beat: 50 repeats every 1,000 ms, two beats, the lock holder ``kill -9``-ed mid-burst;
+  about 35 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from bridge.embedded import EmbeddedServer
+from bridge.ids import job_id_for
+from bridge.sqs_admin import SqsAdmin
+from tests.conftest import BEAT_LOCK, ROOT, Server, read_ledger, server_ms, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.worker]
+
+VISIBILITY_S = 5
+
+
+def deliveries(client: redis.Redis) -> list[dict]:
+    return [json.loads(line) for line in client.lrange("test:deliveries", 0, -1)]
+
+
+# -- worker kill -9 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend_kind",
+    ["redis", "embedded", pytest.param("sqs", marks=pytest.mark.sqs)],
+    indirect=True,
+)
+def test_worker_killed_mid_job_runs_it_again_once_and_an_idempotent_effect_stays_single(
+    backend_kind, request, start_worker, make_bridge, redis_client
+):
+    """kill -9 of a whole worker (main process and pool) with two jobs in its hands.
+
+    * ``ledger.record`` killed mid-handler: it runs again, once, after the
+      visibility timeout (not before: nobody else got it while it was held).
+    * ``@bridge.idempotent`` ``ledger.capture`` killed after its body and result,
+      before the ack: the redelivery returns the stored result and the side effect
+      (its ledger line) stays single. (Killed between the side effect and the end of
+      the body, the body runs again: that case is the handler's to make idempotent.)
+    """
+    if backend_kind == "sqs":
+        sqs = request.getfixturevalue("sqs")
+        url = SqsAdmin(sqs.settings()).ensure_queue("killed", visibility_timeout=VISIBILITY_S)
+        env = {**sqs.env(), "QUEUE_BACKEND": "sqs", "SQS_QUEUE_URL": url,
+               "SQS_HEARTBEAT_SEC": "1", "SQS_EXTEND_BY_SEC": str(VISIBILITY_S)}  # fmt: skip
+        bridge = make_bridge(queue_backend="sqs", jobs_backend="sqs", sqs_queue_url=url,
+                             aws_region="us-east-1", aws_endpoint_url_sqs=sqs.endpoint)  # fmt: skip
+    else:
+        env = {"JOBS_VISIBILITY_TIMEOUT_SEC": str(VISIBILITY_S)}
+        bridge = make_bridge()
+    doomed = start_worker("doomed", concurrency=2, **env)
+    redis_client.set("test:stall_after_body", 1)
+    slow = bridge.queue.add(
+        "ledger.record", {"key": "slow", "sleep_s": 3, "trace": True}, idempotency_key="slow"
+    )
+    paid = bridge.queue.add("ledger.capture", {"order_id": 1}, idempotency_key="order-1")
+    assert wait_for(lambda: redis_client.llen("test:body_done") == 1 and len(deliveries(redis_client)) == 2)
+
+    killed_at = server_ms(redis_client)
+    doomed.kill9()
+    redis_client.delete("test:stall_after_body")
+    start_worker("heir", concurrency=2, **env)
+
+    def settled() -> bool:
+        seen = Counter(d["id"] for d in deliveries(redis_client))
+        return seen[slow.id] == 2 and seen[paid.id] == 2 and redis_client.llen("test:ledger") >= 2
+
+    assert wait_for(settled, timeout=VISIBILITY_S + 60), (deliveries(redis_client), read_ledger(redis_client))
+    time.sleep(VISIBILITY_S + 2)  # a third delivery, if any, would show by now
+    runs = Counter(d["id"] for d in deliveries(redis_client))
+    assert runs == {slow.id: 2, paid.id: 2}
+    ledger = Counter(line["id"] for line in read_ledger(redis_client))
+    assert ledger == {slow.id: 1, paid.id: 1}  # each effect once
+    assert redis_client.llen("test:started") == 1  # the idempotent body ran once
+    first = {d["id"]: d["at_ms"] for d in deliveries(redis_client)[:2]}
+    for again in deliveries(redis_client)[2:]:
+        # Handed out again by the visibility timeout, not earlier (it was held all along).
+        assert again["at_ms"] >= first[again["id"]] + VISIBILITY_S * 1000 - 500
+        assert again["at_ms"] >= killed_at
+    assert bridge.app.AsyncResult(paid.id).get(timeout=10) == {"captured": 1}
+
+
+# -- the server restarted under load ------------------------------------------------------------
+
+PRODUCERS = 4
+PER_PRODUCER = 500
+RESTART_VISIBILITY_S = 10
+
+
+def start_producers(server: Server, tmp_path: Path, **env: str) -> list[tuple[subprocess.Popen[str], Path]]:
+    procs = []
+    for i in range(PRODUCERS):
+        log = tmp_path / f"producer-{i}.err"
+        with log.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.apps.producer", "--prefix", f"p{i}",
+                 "--count", str(PER_PRODUCER), "--pause", "0.01"],
+                cwd=ROOT, env=server.env(**env), stdout=subprocess.PIPE, stderr=err, text=True,
+            )  # fmt: skip
+        procs.append((proc, log))
+    return procs
+
+
+def producer_reports(procs: list[tuple[subprocess.Popen[str], Path]]) -> list[dict]:
+    reports = []
+    for proc, log in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"a producer failed:\n{log.read_text()[-3000:]}"
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return reports
+
+
+def runs_per_key(client: redis.Redis) -> Counter[str]:
+    return Counter(line.decode().split(" ")[0] for line in client.lrange("test:runs", 0, -1))
+
+
+def safe_llen(client: redis.Redis, key: str) -> int:
+    try:
+        return int(client.llen(key))
+    except redis.ConnectionError:
+        return -1
+
+
+def check_every_key_ran_once(client: redis.Redis, reports: list[dict]) -> None:
+    keys = {f"p{i}-{n}" for i in range(PRODUCERS) for n in range(PER_PRODUCER)}
+    assert sum(r["sent"] + r["deduplicated"] for r in reports) == len(keys)
+    assert any(r["unavailable"] for r in reports), "no producer saw the outage"
+    assert {t for r in reports for t in r["error_types"]} == {"BackendUnavailable"}
+
+    assert wait_for(
+        lambda: set(runs_per_key(client)) >= keys, timeout=RESTART_VISIBILITY_S + 90, interval=0.5
+    ), f"never ran: {sorted(keys - set(runs_per_key(client)))[:20]}"
+    time.sleep(RESTART_VISIBILITY_S + 3)  # a redelivery of anything unacked would have run by now
+    lines = [line.decode().split(" ") for line in client.lrange("test:runs", 0, -1)]
+    per_key = Counter(key for key, _tag in lines)
+    assert set(per_key) == keys
+    twice = {key: n for key, n in per_key.items() if n > 1}
+    tags = {key: {tag for k, tag in lines if k == key} for key in twice}
+    # Each key was published once (one delivery tag): a second run is a redelivery of that message.
+    assert all(len(t) == 1 for t in tags.values()), tags
+    # Delivery is at-least-once: a job that ran while the server went away but whose ack
+    # never reached it is handed out again after the visibility timeout. Only jobs held by
+    # a worker at that moment can be: at most one per worker process (2 workers x 2).
+    assert sum(n - 1 for n in twice.values()) <= 4, twice
+    if twice:
+        print(f"redelivered after the outage (ack lost), ran twice: {twice}")
+
+
+RESTART_XFAIL = pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "not yet a guarantee: in 1 of 3 runs on Redis a job never ran and in another many did not. "
+        "Suspects: kombu's Redis transport pops a message (BRPOP) before it writes it to 'unacked', so a "
+        "server lost in between loses it; and Celery 5.7's reconnect (collect() then close()) can kill a "
+        "worker with AttributeError in kombu's restore_unacked_once. See the issue #8 note."
+    ),
+)
+
+
+@RESTART_XFAIL
+def test_redis_restarted_under_load_every_keyed_job_runs_once(private_redis, start_worker_at, tmp_path):
+    """A private append-only redis-server is stopped for 5 s while 4 producers add 2,000 keyed jobs."""
+    server = Server("redis", private_redis.url)
+    client = private_redis.client()
+    env = {"JOBS_VISIBILITY_TIMEOUT_SEC": str(RESTART_VISIBILITY_S)}
+    for name in ("r1", "r2"):
+        start_worker_at(server, name, concurrency=2, **env)
+    procs = start_producers(server, tmp_path)
+    assert wait_for(lambda: safe_llen(client, "test:runs") >= 200, timeout=60)
+
+    private_redis.stop()
+    time.sleep(5)
+    private_redis.start()
+
+    check_every_key_ran_once(client, producer_reports(procs))
+
+
+@pytest.fixture
+def private_embedded() -> Iterator[Server]:
+    home = Path(tempfile.mkdtemp(prefix="bf-"))
+    embedded = EmbeddedServer(home)
+    embedded.ensure_running()
+    yield Server("embedded", embedded.url, home)
+    embedded.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@RESTART_XFAIL
+def test_embedded_server_killed_under_load_comes_back_and_every_keyed_job_runs_once(
+    private_embedded, start_worker_at, tmp_path
+):
+    """kill -9 of the embedded Valkey while 4 producers add 2,000 keyed jobs: the next access restarts it."""
+    server = private_embedded
+    embedded = EmbeddedServer(server.home)
+    client = redis.Redis.from_url(server.url)
+    env = {"JOBS_VISIBILITY_TIMEOUT_SEC": str(RESTART_VISIBILITY_S)}
+    for name in ("e1", "e2"):
+        start_worker_at(server, name, concurrency=2, **env)
+    procs = start_producers(server, tmp_path)
+    assert wait_for(lambda: safe_llen(client, "test:runs") >= 200, timeout=60)
+
+    pid = embedded.status().pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    # Nobody runs `jobs server start`: a worker's promoter or a producer's add brings it back.
+    assert wait_for(lambda: embedded.status().running, timeout=30)
+    assert embedded.status().pid != pid
+
+    check_every_key_ran_once(client, producer_reports(procs))
+
+
+# -- beat killed mid-burst ------------------------------------------------------------------------
+
+REPEATS = 50
+STEP_MS = 1000
+
+
+def test_beat_killed_mid_burst_fires_no_tick_twice_and_skips_only_by_the_catch_up_rule(
+    start_worker, start_beat, make_bridge, redis_client
+):
+    """50 repeats due every second; the beat holding the lock is kill -9-ed halfway through a tick.
+
+    The standby takes the lock when it expires. Checked from the ledger, each run
+    mapped back to its (repeat, scheduled instant) through its job id: no instant
+    ran twice (the half-fired tick included); every instant before the kill and after
+    the takeover ran; in between, the catch-up rule (README "Repeats"): one run for
+    the latest missed instant, never a burst of the missed ones.
+    """
+    holder = start_beat("beat1")
+    standby = start_beat("beat2", wait_for_lock=False)
+    bridge = make_bridge()
+    start_ms = (server_ms(redis_client) // 1000 + 2) * 1000
+    start_at = datetime.fromtimestamp(start_ms / 1000, UTC)
+    repeat_ids = [
+        bridge.jobs.schedule(
+            "ledger.record", {"key": f"r{i}"}, every_ms=STEP_MS, idempotency_key=f"r{i}", start_at=start_at
+        ).id
+        for i in range(REPEATS)
+    ]
+    # No worker yet: runs pile up in the jobs queue, so a count that is not a multiple
+    # of REPEATS means a tick is under way.
+    assert wait_for(lambda: redis_client.llen("app:jobs") >= 2 * REPEATS, timeout=30)
+    old_token = redis_client.get(BEAT_LOCK)
+    assert wait_for(lambda: redis_client.llen("app:jobs") % REPEATS != 0, timeout=20, interval=0.001)
+    holder.kill9()
+    killed_ms = server_ms(redis_client)
+    half_fired = redis_client.llen("app:jobs")
+
+    assert wait_for(
+        lambda: redis_client.get(BEAT_LOCK) not in (None, old_token), timeout=15, interval=0.05
+    ), "the standby beat did not take the lock within 15 s"
+    took_over_ms = server_ms(redis_client)
+    start_worker("w1", concurrency=2)
+    time.sleep(4.0)
+    standby.stop()
+    stopped_ms = server_ms(redis_client)
+    assert wait_for(lambda: redis_client.llen("app:jobs") == 0, timeout=60)
+    time.sleep(1.5)
+
+    instant_of = {
+        job_id_for("ledger.record", f"{rid}@{t}"): (rid, t)
+        for rid in repeat_ids
+        for t in range(start_ms, stopped_ms + 2 * STEP_MS, STEP_MS)
+    }
+    runs = read_ledger(redis_client)
+    assert all(r["id"] in instant_of for r in runs), "a run that is no scheduled instant of any repeat"
+    ran = Counter(instant_of[r["id"]] for r in runs)
+    assert [k for k, n in ran.items() if n > 1] == [], "an instant ran twice"
+    assert half_fired % REPEATS != 0  # the kill did land mid-burst
+
+    takeover_floor = start_ms + (took_over_ms - start_ms) // STEP_MS * STEP_MS
+    for rid in repeat_ids:
+        fired = sorted(t for (r, t) in ran if r == rid)
+        before = [t for t in range(start_ms, killed_ms - 2 * STEP_MS + 1, STEP_MS)]
+        after = [t for t in range(takeover_floor + 2 * STEP_MS, stopped_ms - 2 * STEP_MS + 1, STEP_MS)]
+        assert set(before) <= set(fired), f"{rid}: a tick before the kill was skipped"
+        assert set(after) <= set(fired), f"{rid}: a tick after the takeover was skipped"
+        gap = [t for t in fired if killed_ms < t <= took_over_ms + STEP_MS]
+        # The catch-up: the latest missed instant (or the one due at the takeover), not a burst.
+        assert 1 <= len(gap) <= 2, f"{rid}: fired {gap} for the outage {killed_ms}..{took_over_ms}"
+        assert min(gap) >= takeover_floor - STEP_MS, f"{rid}: caught up an old instant {gap}"
