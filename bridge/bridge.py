@@ -85,9 +85,11 @@ class Bridge:
             install_promoter(app, backend, interval_s)
         self._configure_beat()
         self.dead_letters = self._dead_letters()
+        from bridge.reconnect import install_reconnect_guard
         from bridge.rejected import install_rejected
 
         install_rejected(app, self.dead_letters)
+        install_reconnect_guard(app)
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         # The app's own broker is QUEUE_BACKEND's: its workers consume that backend's queues.
         if hasattr(self.backend, "is_cancelled"):
