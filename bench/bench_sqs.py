@@ -10,11 +10,13 @@ the system Redis holds the guards and the run counter)::
 moto answers about 50 requests/s here, so the absolute rates are moto's; the
 ratios, bridge / plain Celery in the same run, are what this measures.
 
-1. **Producer**, in this process, per round (order alternates): plain Celery
+1. **Producer**, in this process, per round: plain Celery
    ``app.send_task`` (kombu's SQS transport, the same settings), the bridge's
    ``queue.add`` without a key, and ``queue.add`` with an idempotency key (one
-   more ``SET NX`` in Redis per add). Each times ``--jobs`` sends after 10
-   untimed warm-up sends. Target: bridge >= 0.9x plain (overhead <= 10%).
+   more ``SET NX`` in Redis per add), each into a fresh queue. After 10 untimed
+   warm-up sends each, the three take turns in blocks of 20 sends (rotating who
+   goes first) until each has sent ``--jobs``; each one's time is the sum of its
+   blocks. Target: bridge >= 0.9x plain (overhead <= 10%).
 2. **Drain**, per round: ``--jobs`` messages in a fresh queue, then a real
    ``celery -A bench.sqs_app worker -c 2`` with ``BENCH_BRIDGE=0`` (plain Celery)
    or ``1`` (the app binds a Bridge: tombstone check on receipt, the visibility
@@ -70,6 +72,7 @@ READY = "bench:ready:"
 TARGET = 0.9
 HEARTBEAT_TARGET = 0.15
 BEAT_S, EXTEND_S = 2, 8
+PRODUCE_BLOCK = 20  # sends per turn in the producer measurement
 OWN_KEY_PREFIXES = ("bench:", "bridge:", "celery-task-meta-")
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
@@ -148,14 +151,22 @@ class Bench:
                 sends[name] = lambda i, add=add, keyed=keyed: add(
                     TASK_NAME, {"i": i}, idempotency_key=f"{tag}-{i}" if keyed else None
                 )
-        order = list(sends) if int(tag[1:]) % 2 == 0 else list(sends)[::-1]
-        for name in order:
+        for name in sends:
             for i in range(10):  # warm-up: connections, the queue's size lookup
                 sends[name](-1 - i)
-            start = time.perf_counter()
-            for i in range(self.jobs):
-                sends[name](i)
-            rate = self.jobs / (time.perf_counter() - start)
+        # moto's speed drifts by 20% within seconds: the variants take turns in blocks of
+        # PRODUCE_BLOCK sends (the first of each turn rotating), so a drift hits all alike.
+        spent = dict.fromkeys(sends, 0.0)
+        names = list(sends)
+        for turn, first in enumerate(range(0, self.jobs, PRODUCE_BLOCK)):
+            block = range(first, min(first + PRODUCE_BLOCK, self.jobs))
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                start = time.perf_counter()
+                for i in block:
+                    sends[name](i)
+                spent[name] += time.perf_counter() - start
+        for name in names:
+            rate = self.jobs / spent[name]
             self.produce[name].append(rate)
             print(f"  producer {tag} {name:<11} {rate:>7,.1f} jobs/s", flush=True)
         for bridge in bridges:
