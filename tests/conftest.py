@@ -209,6 +209,21 @@ class WorkerProcess(CeleryProcess):
     def hostname(self) -> str:
         return f"{self.name}@bridge-test"
 
+    @classmethod
+    def launch(
+        cls, name: str, log_dir: Path, env: dict[str, str], client: redis.Redis, concurrency: int = 1,
+        queues: str | None = None, events: bool = False,
+    ) -> WorkerProcess:  # fmt: skip
+        """Spawn ``celery -A tests.apps.ledger_app worker`` named ``<name>@bridge-test``."""
+        args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
+        if queues:
+            args += ["-Q", queues]
+        if events:
+            args.append("-E")  # task events, as Flower needs
+        worker: WorkerProcess = cls.spawn(args, log_dir / f"{name}.log", env, name=name, client=client)
+        return worker
+
     def wait_ready(self, timeout: float = 45) -> None:
         assert self.client is not None
         deadline = time.monotonic() + timeout
@@ -237,14 +252,8 @@ def start_worker(
         events: bool = False,
         **env: str,
     ) -> WorkerProcess:
-        args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
-        if queues:
-            args += ["-Q", queues]
-        if events:
-            args.append("-E")  # task events, as Flower needs
-        worker: WorkerProcess = WorkerProcess.spawn(
-            args, tmp_path / f"{name}.log", server.env(**env), name=name, client=redis_client
+        worker = WorkerProcess.launch(
+            name, tmp_path, server.env(**env), redis_client, concurrency, queues=queues, events=events
         )
         workers.append(worker)
         if wait:
@@ -252,6 +261,11 @@ def start_worker(
         return worker
 
     yield start
+    stop_workers(workers, request)
+
+
+def stop_workers(workers: list[WorkerProcess], request: pytest.FixtureRequest) -> None:
+    """Stop a test's workers; for a failed test, with every thread's stack in their logs first."""
     failed = request.node.stash.get(FAILED, False)
     for worker in workers:
         if failed:
@@ -381,7 +395,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
 
 
 @pytest.fixture
-def start_worker_at(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker_at(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., WorkerProcess]]:
     """``start_worker`` for a server of the test's own (a ``private_redis``): ``start(server, name, ...)``.
 
     Readiness is read from that server; all workers are stopped after the test.
@@ -391,20 +405,15 @@ def start_worker_at(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     def start(
         server: Server, name: str = "w1", concurrency: int = 1, wait: bool = True, **env: str
     ) -> WorkerProcess:
-        args = ["worker", "-n", f"{name}@bridge-test", "-c", str(concurrency), "-P", "prefork",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
         client = redis.Redis.from_url(server.url)
-        worker: WorkerProcess = WorkerProcess.spawn(
-            args, tmp_path / f"{name}.log", server.env(**env), name=name, client=client
-        )
+        worker = WorkerProcess.launch(name, tmp_path, server.env(**env), client, concurrency)
         workers.append(worker)
         if wait:
             worker.wait_ready()
         return worker
 
     yield start
+    stop_workers(workers, request)
     for worker in workers:
-        worker.stop()
-        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail()}")
         if worker.client is not None:
             worker.client.close()

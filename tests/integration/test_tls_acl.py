@@ -27,7 +27,7 @@ from celery import Celery
 
 import celeryconfig
 from bridge import BackendUnavailable, Bridge, Settings
-from tests.conftest import ROOT, Server, WorkerProcess, read_ledger, wait_for
+from tests.conftest import ROOT, Server, WorkerProcess, read_ledger, stop_workers, wait_for
 from tests.redis_server import RedisServerProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
@@ -148,23 +148,20 @@ def jobs_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def worker_on(tmp_path: Path) -> Iterator[Callable[[str, redis.Redis], WorkerProcess]]:
+def worker_on(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str, redis.Redis], WorkerProcess]]:
     """Start a real ``celery worker`` of tests.apps.ledger_app with REDIS_URL=url."""
     started: list[WorkerProcess] = []
 
     def start(url: str, client: redis.Redis) -> WorkerProcess:
-        args = ["worker", "-n", "w1@bridge-test", "-c", "1", "-P", "prefork", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]  # fmt: skip
-        env = Server("redis", url).env()
-        worker: WorkerProcess = WorkerProcess.spawn(args, tmp_path / "w1.log", env, name="w1", client=client)
+        worker = WorkerProcess.launch("w1", tmp_path, Server("redis", url).env(), client)
         started.append(worker)
         worker.wait_ready()
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
-        print(f"--- last lines of {worker.hostname}'s log ---\n{worker.tail()}")
+    stop_workers(started, request)
 
 
 def run_one_job(bridge: Bridge, client: redis.Redis, key: str) -> None:
