@@ -87,9 +87,11 @@ class Bridge:
         self.dead_letters = self._dead_letters()
         from bridge.reconnect import install_reconnect_guard
         from bridge.rejected import install_rejected
+        from bridge.reliable_fetch import install_reliable_fetch
 
         install_rejected(app, self.dead_letters)
         install_reconnect_guard(app)
+        install_reliable_fetch(app)
         signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
         # The app's own broker is QUEUE_BACKEND's: its workers consume that backend's queues.
         if hasattr(self.backend, "is_cancelled"):

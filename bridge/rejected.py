@@ -156,12 +156,14 @@ def envelope_problem(message: Any) -> str | None:
 
 
 def _tolerate_bad_items(rejected: RejectedMessages) -> None:
-    """Make this process's kombu Redis channels reject list items that are not kombu messages.
+    """Make this process's kombu Redis transport reject list items that are not kombu messages.
 
-    Why this patches kombu: its channel decodes a list item inside the read loop
-    (``Channel._brpop_read``) before any consumer callback runs, and the
-    worker's only way in before that point is the class. Only workers call
-    this, once per process.
+    Why this patches kombu: its transport hands a decoded list item to the
+    consumer's callback chain without checking its shape, and the worker's only
+    way in before that point is the class. Items that are not JSON at all are
+    caught earlier, where the worker's fetch decodes them (``bridge.reliable_fetch``
+    calls ``on_unparsable`` through ``Channel._bridge_rejects``). Only workers
+    call this, once per process.
     """
     from kombu.transport import redis as kombu_redis
 
@@ -170,16 +172,7 @@ def _tolerate_bad_items(rejected: RejectedMessages) -> None:
     if getattr(channel_cls, "_bridge_rejects", None) is not None:
         channel_cls._bridge_rejects = rejected
         return
-    read, deliver = channel_cls._brpop_read, transport_cls._deliver
-
-    def _brpop_read(self: Any, **options: Any) -> Any:
-        try:
-            return read(self, **options)
-        except json.JSONDecodeError as exc:
-            # BRPOP took the item off the list and kombu rotated its queue to the end.
-            items = getattr(getattr(self, "_queue_cycle", None), "items", None) or ["?"]
-            channel_cls._bridge_rejects.on_unparsable(str(items[-1]), exc.doc, "not JSON")
-            return True
+    deliver = transport_cls._deliver
 
     def _deliver(self: Any, message: Any, queue: str | None) -> Any:
         problem = envelope_problem(message)
@@ -189,7 +182,6 @@ def _tolerate_bad_items(rejected: RejectedMessages) -> None:
         return deliver(self, message, queue)
 
     channel_cls._bridge_rejects = rejected
-    channel_cls._brpop_read = _brpop_read
     transport_cls._deliver = _deliver
 
 

@@ -122,7 +122,9 @@ def retry_once(self: Any, key: str) -> None:
 
 @app.task(name="ledger.cheap", bind=True, ignore_result=True)
 def cheap(self: Any, key: str, fail: bool = False) -> None:
-    """As cheap as a ledger handler gets (no result stored): one RPUSH of ``"<key> <delivery tag>"``.
+    """As cheap as a ledger handler gets (no result stored): one RPUSH of a line.
+
+    The line is ``"<key> <delivery tag> <worker> <time>"``.
 
     The delivery tag is kombu's id of the published message: a redelivery of the same
     message repeats it, a second publish of the same key would not. ``fail=True``
@@ -131,7 +133,7 @@ def cheap(self: Any, key: str, fail: bool = False) -> None:
     if fail:
         raise ValueError(f"cannot process {key}")
     tag = (self.request.properties or {}).get("delivery_tag", "")
-    client().rpush("test:runs", f"{key} {tag}")
+    client().rpush("test:runs", f"{key} {tag} {self.request.hostname} {time.time():.3f}")
 
 
 @signals.task_prerun.connect

@@ -1,0 +1,423 @@
+"""Reliable fetch: a Redis worker takes a job and records it as unacked in one step.
+
+kombu's Redis transport pops a message with ``BRPOP`` and records it in its
+``unacked`` hash afterwards, from the worker, in a second command. Between the
+two the message exists only in the reply on the wire and in the worker's memory:
+if the server stops, the connection drops, or the record fails because Redis
+just went away, the message is gone. The restart tests lost up to one job per
+worker per outage that way.
+
+In each worker of a bridged app (not in producers), the bridge replaces how
+kombu's Redis channel fetches:
+
+* **take**: one Lua script pops the first message in kombu's key order (queues
+  in their fair cycle, priority sublists in priority order) and writes it to
+  ``unacked`` and ``unacked_index`` exactly as kombu's ``QoS.append`` would,
+  atomically. A message is therefore always either on its queue or in
+  ``unacked``, where kombu's own sweep hands it out again after the visibility
+  timeout if its worker never acks it (and ``jobs stats`` counts it).
+* **wait**: when the queues are empty, the channel blocks on one key with
+  ``BLMOVE key key RIGHT RIGHT`` (pop the tail and push it back where it was:
+  nothing moves), which returns as soon as that list holds a message; then it
+  takes. The key waited on is the one that last yielded a message (at first the
+  first queue's plain key): other keys are looked at after each wait of
+  ``brpop_timeout`` (1 s), which bounds how long an idle worker takes to notice
+  a first message on a priority sublist or a second queue.
+
+Acks across an outage. An ack that cannot reach Redis, for a job that
+succeeded, is owed: the worker sends it on its first fetch after reconnecting,
+instead of the job being put back and run again. It removes the unacked record
+only if it is still the one its own take wrote (same delivery tag, same score):
+a record that the sweep already handed out and someone took again is left alone.
+Celery also acks the jobs it cancels because the connection was lost, counting
+on that ack to fail so the job comes back; kombu's pool can reach the restarted
+server and drop such a job for good. On a channel Celery has closed, the bridge
+therefore sends none of those acks: it owes them instead, as an ack for a job
+that succeeded and as a restore (back to the head of its queue, as kombu does
+when it closes a channel) for any other.
+
+While messages keep coming, each costs one round trip (the take), where kombu
+spends two (``BRPOP``, then the unacked record). Nothing else changes: kombu's
+poller, credit pausing, health checks, acks, rejects and restores all work on
+the same keys as before. Servers without ``BLMOVE`` (Redis < 6.2) or without
+script permission fall back to kombu's ``BRPOP``, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from time import monotonic, time
+from typing import Any
+
+from celery import Celery, bootsteps
+
+__all__ = ["TAKE_SCRIPT", "install_reliable_fetch"]
+
+logger = logging.getLogger("bridge.reliable_fetch")
+
+# KEYS: the candidate lists in kombu's order, then unacked (hash) and unacked_index (zset).
+# ARGV: the number of candidate lists, the worker's clock (kombu scores unacked with it).
+# Returns {position, item, recorded}: recorded is 0 for an item that is not a kombu
+# message (the worker rejects it; there is no delivery tag to record it under).
+TAKE_SCRIPT = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local item = redis.call('RPOP', KEYS[i])
+  if item then
+    local ok, message = pcall(cjson.decode, item)
+    if ok and type(message) == 'table' and type(message['properties']) == 'table' then
+      local tag = message['properties']['delivery_tag']
+      local info = message['properties']['delivery_info']
+      if type(tag) == 'string' and type(info) == 'table'
+          and info['exchange'] ~= nil and info['routing_key'] ~= nil then
+        redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
+        redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' .. cjson.encode(info['exchange'])
+          .. ',' .. cjson.encode(info['routing_key']) .. ']')
+        return {i, item, 1}
+      end
+    end
+    return {i, item, 0}
+  end
+end
+return false
+"""
+TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts so
+
+# KEYS: unacked, unacked_index. ARGV: tag, score, tag, score, ...: the takes whose ack was owed.
+SETTLE_SCRIPT = """
+for i = 1, #ARGV, 2 do
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 0
+"""
+
+
+def _unsupported(exc: Exception) -> bool:
+    """A reply meaning "this server cannot fetch reliably": fall back to BRPOP."""
+    from redis.exceptions import NoPermissionError
+
+    return isinstance(exc, NoPermissionError) or "unknown command" in str(exc)
+
+
+def _no_script(exc: Exception) -> bool:
+    from redis.exceptions import NoScriptError
+
+    return isinstance(exc, NoScriptError)
+
+
+@dataclass
+class _Fetch:
+    """One channel's fetch state (kombu's poller keeps one command in flight per channel)."""
+
+    keys: list[str] = field(default_factory=list)
+    sent: str = ""  # "take", "wait" or "brpop": the command whose reply is pending
+    hot: bool = False  # the last take found a message: take again without waiting first
+    wait_key: str = ""
+    brpop_only: bool = False
+    score: str = ""  # the clock value sent with the pending take: the unacked score it writes
+
+
+@dataclass
+class _Taken:
+    """The message being handed to kombu's callbacks right now (one consumer thread per worker)."""
+
+    tag: str | None = None
+    score: str = ""
+    appended: bool = False
+
+
+_taken = _Taken()
+# What a worker owes Redis since its connection broke: delivery tag -> (the unacked score our
+# take wrote, "ack" or "restore"). Process-wide: the channel that could not send it is closed
+# by the time a new one can.
+_owed: dict[str, tuple[str, str]] = {}
+
+
+def _fetch(channel: Any) -> _Fetch:
+    state = channel.__dict__.get("_bridge_fetch")
+    if state is None:
+        state = channel.__dict__["_bridge_fetch"] = _Fetch()
+    return state  # type: ignore[no-any-return]
+
+
+def _prefixed(channel: Any, keys: list[str]) -> list[str]:
+    prefix = channel.global_keyprefix or ""
+    return [prefix + key for key in keys]
+
+
+def _take_args(channel: Any, keys: list[str]) -> list[Any]:
+    lists = _prefixed(channel, [*keys, channel.unacked_key, channel.unacked_index_key])
+    _fetch(channel).score = repr(time())
+    return [TAKE_SHA, len(lists), *lists, len(keys), _fetch(channel).score]
+
+
+def _brpop_start(self: Any, timeout: float | None = None) -> None:
+    """Send this channel's next fetch command (kombu's poller reads the reply when it arrives)."""
+    if timeout is None:
+        timeout = self.brpop_timeout
+    queues = self._queue_cycle.consume(len(self.active_queues))
+    if not queues:
+        return
+    state = _fetch(self)
+    state.keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+    connection = self.client.connection
+    if _owed:
+        _settle_owed(self, connection)
+    if state.brpop_only:
+        state.sent, command = "brpop", ["BRPOP", *_prefixed(self, state.keys), timeout or 0]
+    elif state.hot:
+        state.sent, command = "take", ["EVALSHA", *_take_args(self, state.keys)]
+    else:
+        key = state.wait_key if state.wait_key in state.keys else state.keys[0]
+        waited = _prefixed(self, [key])[0]
+        state.sent, command = "wait", ["BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0]
+    self._in_poll = connection
+    self._brpop_sent_at = monotonic()
+    connection.send_command(*command)
+
+
+def _brpop_read(self: Any, **options: Any) -> bool:
+    """Read the pending fetch reply; deliver the message it took, if any (kombu's contract)."""
+    state = _fetch(self)
+    connection = self.client.connection
+    try:
+        try:
+            reply = self.client.parse_response(connection, state.sent.upper(), **options)
+            if state.sent == "wait" and getattr(self, "_closing", False):
+                raise _empty()  # closing: read the pending reply, take nothing more
+            if state.sent == "wait":
+                # The waited list holds a message, or the wait timed out and the other
+                # lists need a look: take now, on the same (idle) connection.
+                reply = _take_now(self, connection, state.keys)
+        except self.connection_errors:
+            # Disconnect, so the next iteration reconnects (as kombu's own read does).
+            connection.disconnect()
+            raise
+        except self.ResponseError as exc:
+            _on_response_error(self, state, connection, exc)
+            raise _empty() from None
+        if state.sent == "brpop":
+            return _deliver_popped(self, state, reply)
+        state.hot = bool(reply)  # while messages keep coming, take without waiting first
+        if not reply:
+            raise _empty()
+        position, item, recorded = reply
+        key = state.keys[int(position) - 1]
+        state.wait_key = key
+        dest = key.rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(dest)
+        _deliver(self, dest, item, recorded=bool(recorded), score=state.score)
+        return True
+    finally:
+        self._in_poll = None
+        self._flush_brpop_reauth()  # the connection is idle now: kombu's moment for a re-auth
+
+
+def _take_now(channel: Any, connection: Any, keys: list[str]) -> Any:
+    connection.send_command("EVALSHA", *_take_args(channel, keys))
+    try:
+        return channel.client.parse_response(connection, "EVALSHA")
+    except channel.ResponseError as exc:
+        if not _no_script(exc):
+            raise
+    # The server restarted or flushed its scripts: load it once, then take.
+    connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
+    channel.client.parse_response(connection, "SCRIPT")
+    connection.send_command("EVALSHA", *_take_args(channel, keys))
+    return channel.client.parse_response(connection, "EVALSHA")
+
+
+def _on_response_error(channel: Any, state: _Fetch, connection: Any, exc: Exception) -> None:
+    if _no_script(exc):  # a pending take after a restart: load, take next time
+        connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
+        channel.client.parse_response(connection, "SCRIPT")
+        return
+    if _unsupported(exc) and not state.brpop_only:
+        state.brpop_only = True
+        logger.warning(
+            "bridge: this Redis cannot fetch reliably (%s); consuming with BRPOP, which can lose "
+            "a message in flight when the connection drops. Use Redis >= 6.2 and allow "
+            "EVALSHA, SCRIPT and BLMOVE for the worker's user.",
+            str(exc).splitlines()[0][:200],
+        )
+        return
+    raise exc
+
+
+def _deliver_popped(channel: Any, state: _Fetch, reply: Any) -> bool:
+    """kombu's own BRPOP path (the fallback): the message was popped, not recorded."""
+    if not reply:
+        raise _empty()
+    dest, item = reply
+    dest = (dest.decode() if isinstance(dest, bytes) else dest).rsplit(channel.sep, 1)[0]
+    channel._queue_cycle.rotate(dest)
+    _deliver(channel, dest, item, recorded=False)
+    return True
+
+
+def _deliver(channel: Any, dest: str, item: bytes | str, *, recorded: bool, score: str = "") -> None:
+    """Hand one taken list item to kombu, as kombu's ``_brpop_read`` does after its pop."""
+    text = item.decode() if isinstance(item, bytes) else item
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError as exc:
+        rejects = getattr(type(channel), "_bridge_rejects", None)
+        if rejects is None:
+            raise
+        rejects.on_unparsable(dest, exc.doc, "not JSON")
+        return
+    tag = message["properties"]["delivery_tag"] if recorded else None
+    _taken.tag, _taken.score, _taken.appended = tag, score, False
+    try:
+        channel.connection._deliver(message, dest)
+        appended = _taken.appended
+    finally:
+        # On an error the record stays: kombu's sweep hands the job out again.
+        _taken.tag = None
+    if recorded and not appended:
+        # Rejected before any consumer saw it (not a message kombu can handle): it
+        # must not come back from unacked after the visibility timeout.
+        with channel.conn_or_acquire() as client:
+            pipe = client.pipeline()
+            pipe.zrem(channel.unacked_index_key, tag).hdel(channel.unacked_key, tag).execute()
+
+
+def _owe(delivery_tag: str, score: str | None, action: str, why: str) -> None:
+    """Owe an ack (the job succeeded) or a restore (it did not): sent on the next fetch, if still ours."""
+    _owed[delivery_tag] = (str(score), action)
+    if action == "ack":
+        logger.warning(
+            "bridge: could not ack %s (%s); the job succeeded, so the worker acks it when it "
+            "reconnects, unless the visibility timeout passes first",
+            delivery_tag, why,
+        )  # fmt: skip
+    else:
+        logger.warning(
+            "bridge: job %s did not finish before %s; the worker puts it back on its queue when "
+            "it reconnects, unless the visibility timeout passes first",
+            delivery_tag, why,
+        )  # fmt: skip
+
+
+def _succeeded(message: Any) -> bool:
+    """Whether this worker ran the message's job to success (Celery's own record of it)."""
+    from celery.worker.state import successful_requests
+
+    headers = getattr(message, "headers", None)
+    return isinstance(headers, dict) and headers.get("id") in successful_requests
+
+
+def _settle_owed(channel: Any, connection: Any) -> None:
+    """Send what is owed since the connection broke (the connection is idle: nothing is in flight)."""
+    owed = dict(_owed)
+    acks = [value for tag, (score, action) in owed.items() if action == "ack" for value in (tag, score)]
+    try:
+        if acks:
+            keys = _prefixed(channel, [channel.unacked_key, channel.unacked_index_key])
+            connection.send_command("EVAL", SETTLE_SCRIPT, 2, *keys, *acks)
+            channel.client.parse_response(connection, "EVAL")
+        for tag, (score, action) in owed.items():
+            if action == "restore":
+                _restore_if_ours(channel, tag, score)
+    except Exception as exc:  # still unreachable: the fetch itself fails next and kombu reconnects
+        logger.debug("bridge: owed acks and restores not settled yet: %s", exc)
+        return
+    for tag in owed:
+        _owed.pop(tag, None)
+    logger.info("bridge: settled %d ack(s) and restore(s) owed since Redis was unreachable", len(owed))
+
+
+def _restore_if_ours(channel: Any, tag: str, score: str) -> None:
+    """kombu's ``restore_by_tag`` (back to the head of its queue), only if the record is our take's."""
+
+    def restore(pipe: Any) -> None:
+        ours = tag.encode() in pipe.zrange(channel.unacked_index_key, score, score, byscore=True)
+        record = pipe.hget(channel.unacked_key, tag) if ours else None
+        pipe.multi()
+        if record:
+            pipe.zrem(channel.unacked_index_key, tag).hdel(channel.unacked_key, tag)
+            payload, exchange, routing_key = json.loads(record)
+            channel._do_restore_message(payload, exchange, routing_key, pipe, leftmost=True)
+
+    with channel.conn_or_acquire() as client:
+        client.transaction(restore, channel.unacked_key)
+
+
+def _empty() -> Exception:
+    from queue import Empty
+
+    return Empty()
+
+
+def _patch_kombu() -> None:
+    """Install the reliable fetch in this process's kombu Redis channels (workers only, once)."""
+    from kombu.transport import redis as kombu_redis
+    from kombu.transport.virtual import base as virtual
+
+    channel_cls: Any = kombu_redis.Channel
+    qos_cls: Any = kombu_redis.QoS
+    if getattr(channel_cls, "_bridge_reliable_fetch", False):
+        return
+    append, ack, reject = qos_cls.append, qos_cls.ack, qos_cls.reject
+
+    def qos_append(self: Any, message: Any, delivery_tag: str) -> None:
+        if _taken.tag is not None and delivery_tag == _taken.tag:
+            _taken.appended = True
+            self.__dict__.setdefault("_bridge_scores", {})[delivery_tag] = _taken.score
+            virtual.QoS.append(self, message, delivery_tag)  # in memory: the take recorded it in Redis
+            return
+        append(self, message, delivery_tag)
+
+    def qos_ack(self: Any, delivery_tag: str) -> None:
+        score = self.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
+        succeeded = score is not None and _succeeded(self._delivered.get(delivery_tag))
+        if getattr(self.channel, "closed", False):
+            # Celery closed the connection this job came on after losing it. It still acks
+            # the jobs it then cancelled ("cannot be acknowledged after a connection loss,
+            # terminating it instead"), counting on the ack to fail so that the job comes
+            # back; but the old channel's pool reaches a restarted server, and the ack
+            # would drop a job that never ran. A job that succeeded is acked; any other is
+            # put back on its queue (both owed: sent on the next fetch, if still ours).
+            if score is not None:
+                _owe(delivery_tag, score, "ack" if succeeded else "restore", "its connection was lost")
+            virtual.QoS.ack(self, delivery_tag)  # otherwise kombu's sweep hands it out again
+            return
+        try:
+            ack(self, delivery_tag)
+        except self.channel.connection_errors as exc:
+            if score is None:  # not our take: kombu's behaviour (Celery logs the failed ack)
+                raise
+            why = f"{type(exc).__name__}: Redis unreachable"
+            _owe(delivery_tag, score, "ack" if succeeded else "restore", why)
+            virtual.QoS.ack(self, delivery_tag)  # so closing the channel does not requeue it too
+
+    def qos_reject(self: Any, delivery_tag: str, requeue: bool = False) -> None:
+        self.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
+        reject(self, delivery_tag, requeue=requeue)
+
+    qos_cls.append, qos_cls.ack, qos_cls.reject = qos_append, qos_ack, qos_reject
+    channel_cls._brpop_start = _brpop_start
+    channel_cls._brpop_read = _brpop_read
+    channel_cls._bridge_reliable_fetch = True
+
+
+def install_reliable_fetch(app: Celery) -> None:
+    """Fetch reliably in every worker of ``app`` (a consumer bootstep; producers are untouched)."""
+
+    class BridgeReliableFetch(bootsteps.Step):  # type: ignore[misc]  # celery is untyped
+        """Consumer bootstep: patches before the consumer's first fetch."""
+
+        label = "bridge reliable fetch"
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            _patch_kombu()
+
+    app.steps["consumer"].add(BridgeReliableFetch)
