@@ -7,6 +7,7 @@ any app configured with ``app.config_from_object("celeryconfig")``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import redis
@@ -17,6 +18,10 @@ from bridge import Bridge
 app = Celery("bench-drain")
 app.config_from_object("celeryconfig")
 bridge = Bridge(app)
+if os.environ.get("BENCH_FETCH") == "kombu":
+    # The baseline of the fetch comparison: kombu's own BRPOP fetch, without the bridge's
+    # reliable fetch (bridge/reliable_fetch.py); everything else stays bridged.
+    app.steps["consumer"] = {s for s in app.steps["consumer"] if s.label != "bridge reliable fetch"}
 
 TASK_NAME = "bench.noop"
 COUNTER = "bench:done"  # INCR once per run: the benchmark's exact completion check
