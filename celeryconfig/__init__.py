@@ -106,6 +106,10 @@ def _settings() -> dict[str, Any]:
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("_"):
+        # Not a Celery setting: tools probe modules for such names (pytest asks every module
+        # it collects for ``_mock_name``), and building would start the embedded server.
+        raise AttributeError(name)
     values = _settings()
     if name in values:
         return values[name]

@@ -46,3 +46,16 @@ def test_a_celery_app_takes_the_built_settings() -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.broker_url == URL
+
+
+def test_probing_the_module_for_private_names_builds_nothing(monkeypatch) -> None:
+    """pytest asks every module it collects for ``_mock_name``: that must not start the embedded server."""
+
+    def build() -> dict:
+        raise AssertionError("celeryconfig was built")
+
+    celeryconfig._settings.cache_clear()
+    monkeypatch.setattr(celeryconfig, "build", build)
+    assert getattr(celeryconfig, "_mock_name", None) is None
+    assert not hasattr(celeryconfig, "__wrapped__")
+    celeryconfig._settings.cache_clear()
