@@ -227,17 +227,20 @@ def _take_now(channel: Any, connection: Any, keys: list[str]) -> Any:
     except channel.ResponseError as exc:
         if not _no_script(exc):
             raise
-    # The server restarted or flushed its scripts: load it once, then take.
-    connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
-    channel.client.parse_response(connection, "SCRIPT")
+    _load_take_script(channel, connection)
     connection.send_command("EVALSHA", *_take_args(channel, keys))
     return channel.client.parse_response(connection, "EVALSHA")
 
 
+def _load_take_script(channel: Any, connection: Any) -> None:
+    """After a server restart or ``SCRIPT FLUSH`` (a NOSCRIPT reply)."""
+    connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
+    channel.client.parse_response(connection, "SCRIPT")
+
+
 def _on_response_error(channel: Any, state: _Fetch, connection: Any, exc: Exception) -> None:
-    if _no_script(exc):  # a pending take after a restart: load, take next time
-        connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
-        channel.client.parse_response(connection, "SCRIPT")
+    if _no_script(exc):  # a pending take: load the script, take next time
+        _load_take_script(channel, connection)
         return
     if _unsupported(exc) and not state.brpop_only:
         state.brpop_only = True
@@ -284,9 +287,7 @@ def _deliver(channel: Any, dest: str, item: bytes | str, *, recorded: bool, scor
     if recorded and not appended:
         # Rejected before any consumer saw it (not a message kombu can handle): it
         # must not come back from unacked after the visibility timeout.
-        with channel.conn_or_acquire() as client:
-            pipe = client.pipeline()
-            pipe.zrem(channel.unacked_index_key, tag).hdel(channel.unacked_key, tag).execute()
+        channel.qos._remove_from_indices(tag).execute()
 
 
 def _owe(delivery_tag: str, score: str | None, action: str, why: str) -> None:
