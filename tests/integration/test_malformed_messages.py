@@ -99,6 +99,12 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
     # Not kombu messages at all: each of these alone used to stop the worker.
     redis_client.lpush("celery", b"\x00 this is not JSON")
     redis_client.lpush("celery", json.dumps({"hello": 1}))
+    # Shaped like one (the worker's fetch records it as unacked), but its body is not base64.
+    properties = {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
+                  "delivery_info": {"exchange": "", "routing_key": "celery"}}  # fmt: skip
+    envelope = {"body": "not base64!", "content-encoding": "utf-8", "content-type": "application/json",
+                "headers": task_headers(), "properties": properties}  # fmt: skip
+    redis_client.lpush("celery", json.dumps(envelope))
 
     good = bridge.queue.add("ledger.record", {"key": "after-the-bad-ones"})
     assert wait_for(lambda: len(read_ledger(redis_client)) >= 1, timeout=30), worker.tail()
@@ -111,7 +117,7 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
 
     # Counted and visible: one dead letter each, with its id and the reason.
     letters = {e.id: e for e in bridge.dead_letters.entries("celery")}
-    assert len(letters) == len(sent) + 2
+    assert len(letters) == len(sent) + 3
     for message_id, kind in sent.items():
         assert letters[message_id].exc_type == kind
         assert letters[message_id].rejected
@@ -119,7 +125,9 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
     assert "application/x-python-serialize" in letters[pickled["id"]].exc_message
     assert letters[unknown["id"]].name == "no.such.task"
     malformed = [e for e in letters.values() if e.exc_type == "MalformedMessage"]
-    assert len(malformed) == 2
+    assert len(malformed) == 3
+    # Nothing rejected is left unacked, for kombu's sweep to hand out again and again.
+    assert redis_client.hlen("unacked") == 0 == redis_client.zcard("unacked_index")
     assert bridge.stats(["celery"])["celery"].failed == len(letters)
 
     log = worker.log.read_text(errors="replace")
