@@ -153,9 +153,11 @@ def _prefixed(channel: Any, keys: list[str]) -> list[str]:
 
 
 def _take_args(channel: Any, keys: list[str]) -> list[Any]:
+    """EVALSHA's arguments for a take; the score it writes is kept for the acks to come."""
+    state = _fetch(channel)
+    state.score = repr(time())
     lists = _prefixed(channel, [*keys, channel.unacked_key, channel.unacked_index_key])
-    _fetch(channel).score = repr(time())
-    return [TAKE_SHA, len(lists), *lists, len(keys), _fetch(channel).score]
+    return [TAKE_SHA, len(lists), *lists, len(keys), state.score]
 
 
 def _brpop_start(self: Any, timeout: float | None = None) -> None:
@@ -307,12 +309,12 @@ def _owe(delivery_tag: str, score: str | None, action: str, why: str) -> None:
         )  # fmt: skip
 
 
-def _succeeded(message: Any) -> bool:
-    """Whether this worker ran the message's job to success (Celery's own record of it)."""
-    from celery.worker.state import successful_requests
+def _ack_or_restore(qos: Any, delivery_tag: str) -> str:
+    """What a job whose ack could not be sent is owed: an ack if it ran to success, else a restore."""
+    from celery.worker.state import successful_requests  # Celery's own record of successes
 
-    headers = getattr(message, "headers", None)
-    return isinstance(headers, dict) and headers.get("id") in successful_requests
+    headers = getattr(qos._delivered.get(delivery_tag), "headers", None)
+    return "ack" if isinstance(headers, dict) and headers.get("id") in successful_requests else "restore"
 
 
 def _settle_owed(channel: Any, connection: Any) -> None:
@@ -378,7 +380,6 @@ def _patch_kombu() -> None:
 
     def qos_ack(self: Any, delivery_tag: str) -> None:
         score = self.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
-        succeeded = score is not None and _succeeded(self._delivered.get(delivery_tag))
         if getattr(self.channel, "closed", False):
             # Celery closed the connection this job came on after losing it. It still acks
             # the jobs it then cancelled ("cannot be acknowledged after a connection loss,
@@ -387,7 +388,7 @@ def _patch_kombu() -> None:
             # would drop a job that never ran. A job that succeeded is acked; any other is
             # put back on its queue (both owed: sent on the next fetch, if still ours).
             if score is not None:
-                _owe(delivery_tag, score, "ack" if succeeded else "restore", "its connection was lost")
+                _owe(delivery_tag, score, _ack_or_restore(self, delivery_tag), "its connection was lost")
             virtual.QoS.ack(self, delivery_tag)  # otherwise kombu's sweep hands it out again
             return
         try:
@@ -396,7 +397,7 @@ def _patch_kombu() -> None:
             if score is None:  # not our take: kombu's behaviour (Celery logs the failed ack)
                 raise
             why = f"{type(exc).__name__}: Redis unreachable"
-            _owe(delivery_tag, score, "ack" if succeeded else "restore", why)
+            _owe(delivery_tag, score, _ack_or_restore(self, delivery_tag), why)
             virtual.QoS.ack(self, delivery_tag)  # so closing the channel does not requeue it too
 
     def qos_reject(self: Any, delivery_tag: str, requeue: bool = False) -> None:
