@@ -110,7 +110,6 @@ def test_worker_killed_mid_job_runs_it_again_once_and_an_idempotent_effect_stays
 
 PRODUCERS = 4
 PER_PRODUCER = 500
-WORKERS = 2
 RESTART_VISIBILITY_S = 10
 
 
