@@ -257,14 +257,15 @@ class Bench:
     def run(self, rounds: int) -> list[Backend]:
         try:
             self.check_database()
+            width = max(len(b.name) for b in self.backends)
             for r in range(rounds):
                 shift = r % len(self.backends)
                 order = self.backends[shift:] + self.backends[:shift]
                 for backend in order:
                     rate = self.measure(backend, tag=f"r{r}")
                     backend.rates.append(rate)
-                    name = f"{backend.name:<{max(len(b.name) for b in self.backends)}}"
-                    print(f"  round {r + 1}/{rounds}  {name} {rate:>8,.0f} jobs/s", flush=True)
+                    line = f"  round {r + 1}/{rounds}  {backend.name:<{width}} {rate:>8,.0f} jobs/s"
+                    print(line, flush=True)
         finally:
             self.close()
         return self.backends
