@@ -51,8 +51,11 @@ if str(ROOT) not in sys.path:  # `python bench/bench_add.py` puts bench/, not th
 
 from _common import rates_table, refuse_foreign_keys  # noqa: E402
 
-import celeryconfig  # noqa: E402
-from bridge import Bridge, Settings  # noqa: E402
+from bridge import (  # noqa: E402
+    Bridge,
+    Settings,
+    celeryconfig,
+)
 
 TASK_NAME = "bench.noop"
 WARMUP_JOBS = 200

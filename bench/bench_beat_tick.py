@@ -11,7 +11,7 @@ before each case and at the end):
 
 1. build an app + ``Bridge`` as users do and create the standing repeats with
    ``bridge.jobs.schedule(name, data, every_ms=86_400_000, idempotency_key="idle-<i>")``;
-2. instantiate the scheduler ``celery beat`` would run, ``bridge.beat.BridgeScheduler``,
+2. instantiate the scheduler ``celery beat`` would run, ``bridge.worker.beat.BridgeScheduler``,
    in-process and without the beat lock;
 3. a new ``every_ms`` repeat is due at once (its first run is at its anchor), so tick
    until none is due, check every standing repeat fired once, and delete the
@@ -51,9 +51,12 @@ if str(ROOT) not in sys.path:  # `python bench/bench_beat_tick.py` puts bench/, 
 
 from _common import refuse_foreign_keys, target_cells  # noqa: E402
 
-import celeryconfig  # noqa: E402
-from bridge import Bridge, Settings  # noqa: E402
-from bridge.beat import BridgeEntry, BridgeScheduler  # noqa: E402
+from bridge import (  # noqa: E402
+    Bridge,
+    Settings,
+    celeryconfig,
+)
+from bridge.worker.beat import BridgeEntry, BridgeScheduler  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 TARGET = 1.5  # median tick with --large standing / with --small standing, from the issue

@@ -59,9 +59,12 @@ if str(ROOT) not in sys.path:  # `python bench/bench_drain.py` puts bench/, not 
 
 from _common import rates_table, refuse_foreign_keys  # noqa: E402
 
-import celeryconfig  # noqa: E402
-from bridge import Bridge, Settings  # noqa: E402
-from bridge.embedded import EmbeddedServer  # noqa: E402
+from bridge import (  # noqa: E402
+    Bridge,
+    Settings,
+    celeryconfig,
+)
+from bridge.embedded.server import EmbeddedServer  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 # As in bench/drain_app.py (not imported here: importing it binds a Bridge from the environment).

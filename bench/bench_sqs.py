@@ -60,10 +60,13 @@ if str(ROOT) not in sys.path:  # `python bench/bench_sqs.py` puts bench/, not th
 
 from _common import rates_table, refuse_foreign_keys, target_cells  # noqa: E402
 
-import celeryconfig  # noqa: E402
-from bridge import Bridge, Settings  # noqa: E402
-from bridge.sqs_admin import SqsAdmin  # noqa: E402
-from bridge.sqs_heartbeat import Heartbeat  # noqa: E402
+from bridge import (  # noqa: E402
+    Bridge,
+    Settings,
+    celeryconfig,
+)
+from bridge.sqs.admin import SqsAdmin  # noqa: E402
+from bridge.sqs.heartbeat import Heartbeat  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 TASK_NAME = "bench.noop"  # as in bench/sqs_app.py (not imported: it reads the environment)

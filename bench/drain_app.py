@@ -2,7 +2,7 @@
 
 Started as a real worker with ``celery -A bench.drain_app worker``; the server
 (system Redis or the embedded Valkey server) comes from the environment, as for
-any app configured with ``app.config_from_object("celeryconfig")``.
+any app configured with ``app.config_from_object("bridge.celeryconfig")``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from celery import Celery, signals
 from bridge import Bridge
 
 app = Celery("bench-drain")
-app.config_from_object("celeryconfig")
+app.config_from_object("bridge.celeryconfig")
 bridge = Bridge(app)
 if os.environ.get("BENCH_FETCH") == "kombu":
     # The baseline of the fetch comparison: kombu's own BRPOP fetch, without the bridge's

@@ -14,7 +14,7 @@ import redis
 from celery import Celery, signals
 
 app = Celery("bench-sqs")
-app.config_from_object("celeryconfig")
+app.config_from_object("bridge.celeryconfig")
 if os.environ.get("BENCH_BRIDGE") == "1":
     from bridge import Bridge
 

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celery import Celery, signals, states
+from celery import Celery
 
-from bridge import registry
-from bridge.backends import resolve_backend
-from bridge.backends.base import QueueBackend
-from bridge.promoter import install_promoter
+from bridge.core import registry
+from bridge.core.backend import QueueBackend, resolve_backend
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
 if TYPE_CHECKING:  # redis loads with the backend, not with `import bridge`
     import redis
 
-    from bridge.deadletters import DeadLetters
     from bridge.lock import Lock
+    from bridge.redis.deadletters import DeadLetters
     from bridge.stats import QueueCounts
 
 __all__ = ["Bridge"]
 
-logger = logging.getLogger("bridge")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_CELERY_DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
-_BRIDGE_SCHEDULER = "bridge.beat:BridgeScheduler"
 
 
 class Bridge:
@@ -38,20 +30,15 @@ class Bridge:
     Example::
 
         app = Celery("shop")
-        app.config_from_object("celeryconfig")
+        app.config_from_object("bridge.celeryconfig")
         bridge = Bridge(app)
         bridge.queue.add("emails.send", {"to": "a@b.c"}, idempotency_key="order-42")
         bridge.jobs.schedule("reports.daily", {}, cron="0 6 * * *", tz="Europe/Berlin")
 
-    Binding registers, and changes nothing else about the app:
-
-    * a promoter of delayed jobs in the app's workers and beat (a bootstep and a
-      ``beat_init`` handler);
-    * ``beat_scheduler = bridge.beat:BridgeScheduler`` (celery-redbeat) when the app
-      uses Celery's default scheduler, so a plain ``celery beat`` fires repeats;
-    * ``JOBS_QUEUE_NAME`` in the queues of workers that consume the default queue;
-    * with ``JOBS_DEDUPE_UNTIL=finish``, a ``task_postrun`` handler that frees a
-      job's key when it has finished.
+    Binding registers the worker and beat side (see :mod:`bridge.worker.install`:
+    a promoter of delayed jobs, the beat scheduler when the app uses Celery's
+    default one, the backend's own worker pieces) and changes nothing else about
+    the app.
 
     Args:
         app: the Celery app whose tasks are the handlers.
@@ -60,7 +47,9 @@ class Bridge:
     """
 
     def __init__(self, app: Celery, settings: Settings | None = None) -> None:
+        # Here, not at the top: they import redis (and celery-redbeat), which `import bridge` must not.
         from bridge.jobs import Jobs
+        from bridge.worker.install import install as install_worker_side
 
         self.app = app
         self.settings = settings or Settings.from_env(default_redis_url=_redis_broker_url(app))
@@ -73,128 +62,24 @@ class Bridge:
             jobs_app = _companion_app(app, self.settings)
             self.jobs_backend = resolve_backend(self.settings.jobs_backend)(jobs_app, self.settings)  # type: ignore[call-arg]
         self.queue = JobQueue(self.backend)
-        # SQS consumes only predefined queues: scheduled jobs go to the configured one there.
-        self.on_sqs = self.settings.jobs_backend == "sqs"
+        # A broker that consumes predefined queues only (SQS): scheduled jobs go to its queue.
         jobs_conf = self.jobs_backend.app.conf  # type: ignore[attr-defined]
-        self.jobs_queue: str = jobs_conf.task_default_queue if self.on_sqs else self.settings.jobs_queue_name
+        self.jobs_queue: str = (
+            jobs_conf.task_default_queue
+            if self.jobs_backend.predefined_queues_only
+            else self.settings.jobs_queue_name
+        )
         self._store: redis.Redis | None = None
-        self.jobs = Jobs(self)
+        self.jobs = Jobs(app, self.jobs_backend, self.jobs_queue)
+        self.dead_letters: DeadLetters | None = self.backend.dead_letters()
         registry.register(app, self)
-        interval_s = self.settings.promote_interval_ms / 1000.0
-        for backend in {id(b): b for b in (self.backend, self.jobs_backend)}.values():
-            install_promoter(app, backend, interval_s)
-        self._configure_beat()
-        self.dead_letters = self._dead_letters()
-        from bridge.reconnect import install_reconnect_guard
-        from bridge.rejected import install_rejected
-        from bridge.reliable_fetch import install_reliable_fetch
-
-        install_rejected(app, self.dead_letters)
-        install_reconnect_guard(app)
-        install_reliable_fetch(app)
-        signals.celeryd_after_setup.connect(self._consume_jobs_queue, weak=False)
-        # The app's own broker is QUEUE_BACKEND's: its workers consume that backend's queues.
-        if hasattr(self.backend, "is_cancelled"):
-            signals.task_received.connect(self._honour_tombstone, weak=False)
-        if self.settings.queue_backend == "sqs" and self.settings.sqs_heartbeat_sec:
-            from bridge.sqs_heartbeat import install_heartbeat
-
-            install_heartbeat(app, self.settings)
-        if self.settings.queue_backend == "sqs" and self.settings.sqs_fifo:
-            signals.before_task_publish.connect(self._keep_fifo_group, weak=False)
-        if self.settings.dedupe_until == "finish":
-            signals.task_postrun.connect(self._release_on_finish, weak=False)
-
-    def _configure_beat(self) -> None:
-        from bridge.beat import LOCK_TIMEOUT_S, LOOP_INTERVAL_S
-
-        conf = self.app.conf
-        if conf.beat_scheduler in _CELERY_DEFAULT_SCHEDULERS:
-            conf.beat_scheduler = _BRIDGE_SCHEDULER
-        elif conf.beat_scheduler != _BRIDGE_SCHEDULER:
-            logger.warning(
-                "bridge: beat_scheduler is %r, so jobs.schedule repeats will not fire; "
-                "run beat with -S %s", conf.beat_scheduler, _BRIDGE_SCHEDULER,
-            )  # fmt: skip
-        redis_url = getattr(self.jobs_backend, "redis_url", None)
-        if redis_url and not conf.get("redbeat_redis_url"):
-            conf.redbeat_redis_url = redis_url
-        if not conf.get("redbeat_redis_options"):
-            # Explicit, so redbeat does not hand the broker's transport options to redis-py.
-            conf.redbeat_redis_options = {"health_check_interval": 25}
-        if not conf.get("redbeat_key_prefix"):
-            conf.redbeat_key_prefix = "bridge:repeat:"
-        # redbeat's defaults (a 5-minute loop, a 25-minute lock) would fire a repeat
-        # added at run time minutes late and leave no beat for 25 minutes after a crash.
-        if not conf.get("redbeat_lock_timeout"):
-            conf.redbeat_lock_timeout = LOCK_TIMEOUT_S
-        if not conf.beat_max_loop_interval:
-            conf.beat_max_loop_interval = LOOP_INTERVAL_S
-
-    def _consume_jobs_queue(self, sender: Any = None, instance: Any = None, **_: Any) -> None:
-        # Only a general worker (one that consumes the default queue) takes scheduled
-        # jobs too; a worker started with -Q for other queues is left as configured.
-        app: Any = self.app
-        ours = getattr(instance, "app", None) is app
-        if not ours or self.on_sqs or self.jobs_backend is not self.backend:
-            return  # scheduled jobs travel on another broker: its own workers consume them
-        queues = app.amqp.queues
-        if app.conf.task_default_queue in queues.consume_from:
-            queues.select_add(self.jobs_queue)
-
-    def _honour_tombstone(self, sender: Any = None, request: Any = None, **_: Any) -> None:
-        # Runs in the worker when a message arrives, before the job starts: a job
-        # cancelled by jobs.cancel is marked revoked, so Celery discards it unrun.
-        if request is None or getattr(request, "app", self.app) is not self.app:
-            return
-        backend: Any = self.backend
-        if backend.is_cancelled(request.id):
-            from celery.worker import state
-
-            state.revoked.add(request.id)
-
-    def _keep_fifo_group(
-        self, headers: dict[str, Any] | None = None, properties: dict[str, Any] | None = None, **_: Any
-    ) -> None:
-        # Celery's Task.retry() republishes without the SQS message group, so the retry
-        # would land in group "default" and lose its place in the order: keep the group,
-        # with a deduplication id of its own (SQS would drop a repeat of the old one).
-        from celery import current_task
-
-        task = current_task
-        if task is None or headers is None or properties is None or headers.get("id") != task.request.id:
-            return  # not a task republishing itself
-        original = task.request.properties or {}
-        group = original.get("MessageGroupId")
-        if group and "MessageGroupId" not in properties:
-            seed = original.get("MessageDeduplicationId") or task.request.id
-            properties["MessageGroupId"] = group
-            properties["MessageDeduplicationId"] = hashlib.sha256(
-                f"{seed}:retry:{headers.get('retries')}".encode()
-            ).hexdigest()
-
-    def _release_on_finish(
-        self, sender: Any = None, task_id: str | None = None, state: str | None = None, **_: Any
-    ) -> None:
-        # A retry is not the end of the job: its key must keep deduping until it is done.
-        if task_id and getattr(sender, "app", None) is self.app and state in states.READY_STATES:
-            self.backend.release_guard(task_id)
-
-    def _dead_letters(self) -> DeadLetters | None:
-        from bridge.backends.redis import RedisBackend
-        from bridge.deadletters import DeadLetters
-
-        if not isinstance(self.backend, RedisBackend):
-            return None
-        letters = DeadLetters(self.app, self.backend, self.settings.dlq_max)
-        letters.install()
-        return letters
+        install_worker_side(self)
 
     def stats(self, queues: Sequence[str]) -> dict[str, QueueCounts]:
         """Counts per queue: ``{queue: QueueCounts(waiting, active, delayed, scheduled, failed)}``."""
         from bridge.stats import collect
 
-        return collect(self, list(queues))
+        return collect(self.backend, list(queues), self.jobs.list)
 
     @property
     def store(self) -> redis.Redis:
@@ -202,7 +87,7 @@ class Bridge:
         if self._store is None:
             import redis
 
-            from bridge.embedded import shared_store_url
+            from bridge.embedded.server import shared_store_url
 
             redis_url = self.settings.redis_url if self.settings.lock_backend == "redis" else None
             self._store = redis.Redis.from_url(shared_store_url(redis_url, self.settings.bridge_home))
@@ -249,7 +134,7 @@ def _companion_app(app: Celery, settings: Settings) -> Celery:
     """A Celery app that only publishes, configured for JOBS_BACKEND's broker."""
     import dataclasses
 
-    import celeryconfig
+    from bridge import celeryconfig
 
     companion = Celery(f"{app.main or 'app'}-jobs", set_as_current=False)
     companion.config_from_object(

@@ -7,7 +7,7 @@ where they are raised, with any secret in a URL redacted.
 
 from __future__ import annotations
 
-from bridge.redact import redact
+from bridge.core.redact import redact
 
 __all__ = [
     "BackendError",

@@ -13,16 +13,18 @@ from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import get_redis
 from redis.exceptions import RedisError
 
-from bridge.beat import BridgeEntry, TimetableSchedule
+from bridge.core.ids import job_id_for
+from bridge.core.timetable import Timetable
+from bridge.core.validation import check_key, check_name, check_payload, check_queue, shown
 from bridge.errors import InvalidPayload, InvalidSchedule, backend_unavailable
-from bridge.ids import job_id_for
 from bridge.job import Job
 from bridge.queue import make_request
-from bridge.repeat import Timetable
-from bridge.validation import check_key, check_name, check_payload, check_queue, shown
+from bridge.worker.beat import BridgeEntry, TimetableSchedule
 
 if TYPE_CHECKING:
-    from bridge.bridge import Bridge
+    from celery import Celery
+
+    from bridge.core.backend import QueueBackend
 
 __all__ = ["Jobs", "Repeat", "repeat_id"]
 
@@ -66,8 +68,10 @@ class Repeat:
 class Jobs:
     """Scheduled jobs of one Bridge: repeats fired by ``celery beat``, and one-off jobs."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        self._bridge = bridge
+    def __init__(self, app: Celery, backend: QueueBackend, queue: str) -> None:
+        self._app = app
+        self._backend = backend  # JOBS_BACKEND's
+        self._queue = queue  # where runs and one-offs go by default
 
     def schedule(
         self,
@@ -104,9 +108,9 @@ class Jobs:
                 data,
                 idempotency_key=idempotency_key,
                 delay_ms=delay_ms,
-                queue=self._bridge.jobs_queue if queue is None else queue,
+                queue=self._queue if queue is None else queue,
             )
-            return self._bridge.jobs_backend.enqueue([request])[0]
+            return self._backend.enqueue([request])[0]
         if delay_ms is not None:
             raise InvalidSchedule("delay_ms", "a repeat does not take delay_ms; use start_at=datetime(...).")
         if limit is not None and (
@@ -116,7 +120,7 @@ class Jobs:
                 "limit", f"must be a positive number of runs (a 64-bit integer), got {shown(limit)}."
             )
         task, key, kwargs = check_name(name), check_key(idempotency_key), _storable(check_payload(data))
-        target = check_queue(queue) or self._bridge.jobs_queue
+        target = check_queue(queue) or self._queue
         timetable = Timetable(
             cron=cron, every_ms=every_ms, tz=tz or "UTC", start_at=start_at, end_at=end_at,
             anchor=datetime.now(UTC),
@@ -127,11 +131,11 @@ class Jobs:
             schedule=TimetableSchedule(timetable),
             kwargs=kwargs,
             options={"queue": target, "bridge": {"key": key, "limit": limit}},
-            app=self._bridge.app,
+            app=self._app,
         )
         try:
             entry.save()
-            stored = BridgeEntry.from_key(entry.key, app=self._bridge.app)
+            stored = BridgeEntry.from_key(entry.key, app=self._app)
         except RedisError as exc:
             raise backend_unavailable("jobs.schedule", exc) from None
         return _repeat_of(stored)
@@ -155,11 +159,11 @@ class Jobs:
                 raise InvalidSchedule(
                     "idempotency_key", "cancelling a one-off job needs the key it was scheduled with."
                 )
-            return self._bridge.jobs_backend.cancel_delayed(job_id_for(task, key))
+            return self._backend.cancel_delayed(job_id_for(task, key))
         if cron is not None and every_ms is not None:
             raise InvalidSchedule("cron", "give cron= or every_ms=, not both.")
         rid = repeat_id(task, key, cron, every_ms)
-        app = self._bridge.app
+        app = self._app
         try:
             client = get_redis(app)
             entry_key = BridgeEntry.generate_key(app, rid)
@@ -171,7 +175,7 @@ class Jobs:
         except RedisError as exc:
             raise backend_unavailable("jobs.cancel", exc) from None
         last_job = json.loads(meta).get("last_job") if meta else None
-        if last_job and not self._bridge.jobs_backend.withdraw(last_job):
+        if last_job and not self._backend.withdraw(last_job):
             # Taken by a worker already: stop it from starting if it is only reserved.
             try:
                 app.control.revoke(last_job)
@@ -181,7 +185,7 @@ class Jobs:
 
     def list(self) -> list[Repeat]:
         """The standing repeats, soonest first."""
-        app = self._bridge.app
+        app = self._app
         try:
             client = get_redis(app)
             keys = client.zrange(app.redbeat_conf.schedule_key, 0, -1)

@@ -20,8 +20,8 @@ import redis
 from redis.exceptions import LockError as RedisLockError
 from redis.exceptions import LockNotOwnedError, RedisError
 
+from bridge.core.validation import MAX_MS, shown, utf8_encodable
 from bridge.errors import InvalidInput, LockLost, LockNotAcquired, backend_unavailable
-from bridge.validation import MAX_MS, shown, utf8_encodable
 
 __all__ = ["Lock"]
 

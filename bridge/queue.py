@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bridge.backends.base import QueueBackend
-from bridge.errors import InvalidInput, InvalidJob
-from bridge.ids import job_id_for
-from bridge.job import Job, JobRequest
-from bridge.validation import (
+from bridge.core.backend import QueueBackend
+from bridge.core.ids import job_id_for
+from bridge.core.validation import (
     check_delay_ms,
     check_group,
     check_key,
@@ -19,6 +17,8 @@ from bridge.validation import (
     encode_payload,
     shown,
 )
+from bridge.errors import InvalidInput, InvalidJob
+from bridge.job import Job, JobRequest
 
 __all__ = ["JobQueue", "make_request"]
 

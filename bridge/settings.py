@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from bridge.core.redact import redact
 from bridge.errors import ConfigError
-from bridge.redact import redact
 
 __all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 from bridge.errors import ConfigError, InvalidInput, backend_unavailable
 
 if TYPE_CHECKING:
-    from bridge.bridge import Bridge
+    from bridge.core.backend import QueueBackend
+    from bridge.jobs import Repeat
 
 __all__ = ["QueueCounts", "collect", "parse_queues"]
 
@@ -49,11 +50,16 @@ def parse_queues(text: str) -> list[str]:
     return names
 
 
-def collect(bridge: Bridge, queues: Sequence[str]) -> dict[str, QueueCounts]:
-    """Count each queue (one pipeline for the lists, one scan of in-flight messages)."""
-    from bridge.backends.redis import RedisBackend
+def collect(
+    queue_backend: QueueBackend, queues: Sequence[str], repeats: Callable[[], list[Repeat]]
+) -> dict[str, QueueCounts]:
+    """Count each queue (one pipeline for the lists, one scan of in-flight messages).
 
-    backend: Any = bridge.backend
+    ``repeats`` lists the standing repeats (``bridge.jobs.list``), counted per queue.
+    """
+    from bridge.redis.backend import RedisBackend
+
+    backend: Any = queue_backend
     if not isinstance(backend, RedisBackend):
         raise ConfigError("jobs stats counts Redis and embedded queues; for SQS run jobs stats-sqs.")
     try:
@@ -69,7 +75,7 @@ def collect(bridge: Bridge, queues: Sequence[str]) -> dict[str, QueueCounts]:
                 pipe.llen(backend.key("dead", queue))
             counts = pipe.execute()
             unacked = client.hvals(prefix + channel.unacked_key)
-        repeats = bridge.jobs.list()
+        standing = repeats()
     except RedisError as exc:
         raise backend_unavailable("jobs stats", exc, backend.url) from None
     in_flight: dict[str, int] = {}
@@ -87,7 +93,7 @@ def collect(bridge: Bridge, queues: Sequence[str]) -> dict[str, QueueCounts]:
             waiting=sum(chunk[: len(steps)]),
             active=in_flight.get(queue, 0),
             delayed=chunk[len(steps)],
-            scheduled=sum(1 for r in repeats if r.queue == queue),
+            scheduled=sum(1 for r in standing if r.queue == queue),
             failed=chunk[len(steps) + 1],
         )
     return out

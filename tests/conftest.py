@@ -27,8 +27,7 @@ import pytest
 import redis
 from celery import Celery
 
-import celeryconfig
-from bridge import Bridge, Settings
+from bridge import Bridge, Settings, celeryconfig
 from tests.redis_server import RedisServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +103,7 @@ def system_redis() -> Server:
 @pytest.fixture(scope="session")
 def embedded_server() -> Iterator[Server]:
     """One embedded server for the session, in a short /tmp folder (unix socket paths are short)."""
-    from bridge.embedded import EmbeddedServer
+    from bridge.embedded.server import EmbeddedServer
 
     home = Path(tempfile.mkdtemp(prefix="bt-"))
     server = EmbeddedServer(home)

@@ -19,7 +19,7 @@ from celery import Celery
 from bridge import Bridge
 
 app = Celery("quickstart")
-app.config_from_object("celeryconfig")
+app.config_from_object("bridge.celeryconfig")
 bridge = Bridge(app)
 
 LEDGER = "quickstart:runs"

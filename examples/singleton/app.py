@@ -24,7 +24,7 @@ from celery import Celery
 from bridge import Bridge, LockNotAcquired
 
 app = Celery("singleton")
-app.config_from_object("celeryconfig")
+app.config_from_object("bridge.celeryconfig")
 bridge = Bridge(app)
 
 EVENTS = "singleton:events"

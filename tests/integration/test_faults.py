@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bridge.embedded import EmbeddedServer
-from bridge.ids import job_id_for
-from bridge.sqs_admin import SqsAdmin
+from bridge.core.ids import job_id_for
+from bridge.embedded.server import EmbeddedServer
+from bridge.sqs.admin import SqsAdmin
 from tests.conftest import BEAT_LOCK, ROOT, Server, read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.worker]

@@ -19,7 +19,7 @@ both_backends = pytest.mark.parametrize("backend_kind", BACKENDS, indirect=True)
 def _bridge(settings: Settings) -> Bridge:
     from celery import Celery
 
-    import celeryconfig
+    from bridge import celeryconfig
 
     app = Celery("locker")
     app.config_from_object(celeryconfig.build(settings))

@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-import celeryconfig
-from bridge import Bridge, BridgeError, Settings
+from bridge import Bridge, BridgeError, Settings, celeryconfig
 from tests.conftest import ROOT, MotoSqs, Server, WorkerProcess, wait_for
 from tests.redis_server import RedisServerProcess, free_port
 
@@ -280,7 +279,7 @@ def test_bridge_refuses_bad_urls_without_showing_the_password(caplog: pytest.Log
 def test_sqs_queue_add_to_a_missing_queue_shows_no_aws_secret(
     sqs: MotoSqs, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bridge.embedded import EmbeddedServer
+    from bridge.embedded.server import EmbeddedServer
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_TOKEN)

@@ -1,13 +1,20 @@
-"""celeryconfig.build(): the production Celery settings for a Redis broker."""
+"""bridge.celeryconfig: the production Celery settings, built only when a setting is read."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from celery import Celery
 
-import celeryconfig
+from bridge import celeryconfig
+from bridge.embedded.server import EmbeddedServer
 from bridge.settings import Settings
 
 URL = "redis://127.0.0.1:6379/3"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def redis_settings() -> Settings:
@@ -48,14 +55,53 @@ def test_a_celery_app_takes_the_built_settings() -> None:
     assert app.conf.broker_url == URL
 
 
-def test_probing_the_module_for_private_names_builds_nothing(monkeypatch) -> None:
-    """pytest asks every module it collects for ``_mock_name``: that must not start the embedded server."""
+PROBE = """
+import os, sys
+from pathlib import Path
+from bridge import celeryconfig as production
+import celeryconfig as sample  # this repository's sample config, which re-exports the package's
+for module in (production, sample):
+    assert getattr(module, "_mock_name", None) is None  # pytest's probe of every module it collects
+    assert not hasattr(module, "__wrapped__")
+    assert not hasattr(module, "DEBUG")  # not a setting: no build
+    names = dir(module)
+    assert "broker_url" in names and "task_acks_late" in names, names
+home = Path(os.environ["BRIDGE_HOME"])
+print("probed", sorted(p.name for p in home.iterdir()) if home.exists() else "no home")
+if sys.argv[1:] == ["build"]:
+    built = production.broker_url.startswith("redis+socket://")
+    print("built", built, sorted(p.name for p in home.iterdir()))
+"""
 
-    def build() -> dict:
-        raise AssertionError("celeryconfig was built")
 
-    celeryconfig._settings.cache_clear()
-    monkeypatch.setattr(celeryconfig, "build", build)
-    assert getattr(celeryconfig, "_mock_name", None) is None
-    assert not hasattr(celeryconfig, "__wrapped__")
-    celeryconfig._settings.cache_clear()
+def run_probe(tmp_path: Path, *args: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "QUEUE_BACKEND", "JOBS_BACKEND")}
+    env.update(BRIDGE_HOME=str(tmp_path / "home"), QUEUE_BACKEND="embedded")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_probing_the_module_starts_no_server(tmp_path: Path) -> None:
+    """hasattr, dir() and private names never build the config (the embedded server stays down)."""
+    assert run_probe(tmp_path) == ["probed no home"]
+
+
+def test_reading_a_setting_builds_the_config_and_starts_the_embedded_server(tmp_path: Path) -> None:
+    """The control for the test above: the probe would have seen a server start."""
+    try:
+        lines = run_probe(tmp_path, "build")
+    finally:
+        EmbeddedServer(tmp_path / "home").stop()
+    assert lines[0] == "probed no home"
+    assert lines[1].startswith("built True")
+    assert "valkey.sock" in lines[1]
+
+
+def test_the_sample_config_is_the_production_one() -> None:
+    import celeryconfig as sample
+
+    assert sample.build is celeryconfig.build
+    assert dir(sample) == dir(celeryconfig)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import bridge.errors as errors
+from bridge.core.redact import redact
 from bridge.errors import BackendUnavailable, BridgeError, backend_unavailable
-from bridge.redact import redact
 
 ERROR_CLASSES = [obj for name in errors.__all__ if isinstance(obj := getattr(errors, name), type)]
 

@@ -28,7 +28,7 @@ def test_import_bridge_loads_no_backend_client() -> None:
 
 def test_import_celeryconfig_does_not_read_the_environment() -> None:
     out = run(
-        "import celeryconfig\n"
+        "from bridge import celeryconfig\n"
         "print('imported')\n"
         "from bridge.errors import ConfigError\n"
         "try:\n"

@@ -1,0 +1,65 @@
+"""``jobs dlq list|retry|purge``: dead letters (Redis and the embedded server)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bridge.cli.common import errors_to_exit_codes, load_bridge
+from bridge.core.redact import redact
+from bridge.errors import ConfigError
+
+__all__ = ["dlq"]
+
+
+@click.group(help="Dead letters: jobs that failed for good (Redis and the embedded server).")
+def dlq() -> None:
+    """``jobs dlq ...``."""
+
+
+def _letters(ctx: click.Context) -> Any:
+    letters = load_bridge(ctx).dead_letters
+    if letters is None:
+        raise ConfigError("this backend keeps no dead letters here; for SQS use the queue's DLQ.")
+    return letters
+
+
+@dlq.command(name="list", help="List a queue's dead letters, newest first.")
+@click.option("--queue", required=True, help="Queue name.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects).")
+@click.pass_context
+@errors_to_exit_codes
+def dlq_list(ctx: click.Context, queue: str, limit: int, as_json: bool) -> None:
+    entries = _letters(ctx).entries(queue, limit)
+    if as_json:
+        click.echo(json.dumps([e.as_json() for e in entries]))
+        return
+    if not entries:
+        click.echo(f"no dead letters in {queue}")
+    for e in entries:
+        click.echo(f"{e.id}  {e.name}  attempts={e.attempts}  {e.exc_type}: {redact(e.exc_message)[:120]}")
+
+
+@dlq.command(
+    name="retry", help="Re-enqueue dead letters with their job ids (removed from the list atomically)."
+)
+@click.option("--queue", required=True, help="Queue name.")
+@click.option("--id", "job_id", default=None, help="One job id.")
+@click.option("--all", "retry_all", is_flag=True, help="Every dead letter of the queue.")
+@click.pass_context
+@errors_to_exit_codes
+def dlq_retry(ctx: click.Context, queue: str, job_id: str | None, retry_all: bool) -> None:
+    if (job_id is None) == (not retry_all):
+        raise click.UsageError("give exactly one of --id or --all")
+    click.echo(f"retried {_letters(ctx).retry(queue, job_id)}")
+
+
+@dlq.command(name="purge", help="Delete a queue's dead letters.")
+@click.option("--queue", required=True, help="Queue name.")
+@click.pass_context
+@errors_to_exit_codes
+def dlq_purge(ctx: click.Context, queue: str) -> None:
+    click.echo(f"purged {_letters(ctx).purge(queue)}")

@@ -1,0 +1,91 @@
+"""``jobs stats`` and ``jobs metrics-server``: queue counts as a table, JSON or Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bridge.cli.common import errors_to_exit_codes, load_bridge
+from bridge.errors import ConfigError
+
+__all__ = ["metrics_server", "stats"]
+
+
+_STATES = ("waiting", "active", "delayed", "scheduled", "failed")
+
+
+def _stats_table(counts: dict[str, Any]) -> str:
+    width = max(len("queue"), *(len(q) for q in counts))
+    lines = [f"{'queue':<{width}}  " + "  ".join(f"{s:>9}" for s in _STATES)]
+    for queue, c in counts.items():
+        lines.append(f"{queue:<{width}}  " + "  ".join(f"{getattr(c, s):>9}" for s in _STATES))
+    return "\n".join(lines)
+
+
+@click.command(help="Counts per queue: waiting, active, delayed, scheduled repeats, failed (dead letters).")
+@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True,
+              help="Comma-separated queue names.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help='Print {"queue": {"waiting": n, ...}}.')
+@click.option("--prometheus", is_flag=True, help="Print the Prometheus text format.")
+@click.option(
+    "--watch", type=float, default=None, metavar="SECONDS", help="Redraw every SECONDS until Ctrl-C."
+)
+@click.pass_context
+@errors_to_exit_codes
+def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool, watch: float | None) -> None:
+    from bridge.cli.metrics import exposition
+    from bridge.stats import parse_queues
+
+    queues = parse_queues(queues_text)
+    if watch is not None and watch <= 0:
+        raise click.UsageError("--watch takes a positive number of seconds")
+    bridge = load_bridge(ctx)
+
+    def render() -> str:
+        counts = bridge.stats(queues)
+        if as_json:
+            return json.dumps({q: c.as_json() for q, c in counts.items()})
+        if prometheus:
+            return exposition(counts).rstrip("\n")
+        return _stats_table(counts)
+
+    if watch is None:
+        click.echo(render())
+        return
+    import time
+
+    try:
+        while True:
+            frame = render()
+            click.echo("\x1b[H\x1b[2J" + frame, nl=True)  # home and clear: redraw in place
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command(name="metrics-server", help="Serve the queue counts as Prometheus /metrics.")
+@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9808, show_default=True)
+@click.pass_context
+@errors_to_exit_codes
+def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -> None:
+    import time
+
+    from bridge.cli.metrics import serve
+    from bridge.stats import parse_queues
+
+    queues = parse_queues(queues_text)
+    bridge = load_bridge(ctx)
+    try:
+        server = serve(lambda: bridge.stats(queues), host, port)
+    except OSError as exc:  # a port in use is a usage error, not a traceback
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}).") from None
+    click.echo(f"serving http://{host}:{server.server_address[1]}/metrics for {', '.join(queues)}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()

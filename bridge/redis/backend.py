@@ -1,0 +1,324 @@
+"""Redis backend: jobs go into Celery's own Redis broker lists, deduped atomically.
+
+URL forms: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS),
+``unix:///path/to/socket``. The backend writes into the Celery app's broker, so
+the app's ``broker_url`` must be that Redis (``bridge.celeryconfig`` sets it from
+``REDIS_URL``); it honours ``broker_transport_options`` such as
+``global_keyprefix`` and ``priority_steps`` because kombu itself computes every
+key (see :mod:`bridge.redis.message`).
+
+Delayed jobs wait in Redis (see :mod:`bridge.redis.scripts`) and are
+moved to their queue when due by the promoter that runs in every worker and
+beat: never as Celery ETAs in worker memory, which Redis would redeliver after
+the visibility timeout and run twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import KombuError
+from redis.exceptions import NoScriptError, RedisError
+
+from bridge.core.backend import QueueBackend
+from bridge.core.redact import redact
+from bridge.errors import ConfigError, backend_unavailable, is_permanent_connection_fault
+from bridge.job import Job, JobRequest
+from bridge.redis.config import redis_settings
+from bridge.redis.deadletters import DeadLetters
+from bridge.redis.message import CeleryMessageBuilder, Envelope, send_after_publish
+from bridge.redis.scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
+from bridge.settings import Settings
+
+__all__ = ["RedisBackend"]
+
+# Jobs per add script call: each call is atomic, so a bulk add never blocks Redis
+# for long; all calls of one add_bulk still share a round trip.
+ADD_BATCH = 500
+
+# How many delayed jobs one promoter call moves at most (keeps each script short,
+# so it never blocks Redis for long).
+PROMOTE_BATCH = 500
+
+
+class _ProcessState(threading.local):
+    """Per thread and per process: kombu channels are neither thread- nor fork-safe."""
+
+    pid: int = -1
+    connection: Any = None
+    builder: CeleryMessageBuilder | None = None
+    own_client: redis.Redis | None = None
+
+
+class RedisBackend(QueueBackend):
+    """Queue backend on the Celery app's Redis broker."""
+
+    @classmethod
+    def broker_settings(cls, settings: Settings) -> dict[str, Any]:
+        if not settings.redis_url:  # pragma: no cover - Settings refuses the redis backend without one
+            raise ConfigError("QUEUE_BACKEND=redis needs REDIS_URL.")
+        return redis_settings(settings.redis_url, settings)
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._letters: DeadLetters | None = None
+        self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme not in ("redis", "rediss", "unix", "socket", "redis+socket"):
+            raise ConfigError(
+                f"the redis backend writes into the Celery broker, but broker_url={redact(self.url)!r} "
+                "is not Redis. Call app.config_from_object('bridge.celeryconfig') (it sets the broker "
+                "from REDIS_URL) or set broker_url to the same Redis as REDIS_URL."
+            )
+        self._prefix = ""
+        self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
+        self._reset_after_fork()
+        # Celery's prefork pool forks while the promoter thread may hold the lock
+        # or a connection: a child starts with fresh ones instead of inheriting them.
+        reset = weakref.WeakMethod(self._reset_after_fork)
+        os.register_at_fork(after_in_child=lambda: (m := reset()) and m())
+
+    def _reset_after_fork(self) -> None:
+        self._state = _ProcessState()
+        self._client_lock = threading.Lock()
+        self._client: redis.Redis | None = None
+        self._client_pid = -1
+
+    # -- connections ------------------------------------------------------------
+
+    def _builder(self) -> CeleryMessageBuilder:
+        state = self._state
+        if state.builder is None or state.pid != os.getpid():
+            connection = self.app.connection_for_write()
+            try:
+                # A wrong password or CA does not heal: fail at once instead of retrying
+                # through kombu's reconnect back-off for seconds on every call.
+                options = connection._extract_failover_opts()
+                options.setdefault("errback", _give_up_on_permanent_faults)
+                connection.ensure_connection(**options)
+                channel = connection.default_channel
+            except (KombuError, RedisError, OSError) as exc:
+                connection.release()
+                raise backend_unavailable("connecting to the Redis broker", exc, self.url) from None
+            state.connection, state.pid = connection, os.getpid()
+            state.builder = CeleryMessageBuilder(self.app, channel)
+        return state.builder
+
+    @property
+    def client(self) -> redis.Redis:
+        """A redis-py client on the broker's server (same parameters kombu uses)."""
+        if self._client is None or self._client_pid != os.getpid():
+            with self._client_lock:
+                if self._client is None or self._client_pid != os.getpid():
+                    channel = self._builder().channel
+                    self._prefix = channel.global_keyprefix or ""
+                    # kombu's own pool parameters: TLS, credentials, socket path, timeouts.
+                    self._client = redis.Redis(connection_pool=redis.ConnectionPool(**channel._connparams()))
+                    self._client_pid = os.getpid()
+        return self._client
+
+    @property
+    def redis_url(self) -> str:
+        """A redis-py URL of the server (for celery-redbeat, which repeats use)."""
+        return self.url
+
+    def key(self, *parts: str) -> str:
+        """A bridge key under the broker's global key prefix."""
+        self.client  # noqa: B018 - resolves the prefix
+        return self._prefix + "bridge:" + ":".join(parts)
+
+    # -- QueueBackend -----------------------------------------------------------
+
+    def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
+        try:
+            builder = self._builder()
+            envelopes = [
+                builder.build(r.job_id, r.name, r.data, r.queue, r.priority, r.data_json) for r in requests
+            ]
+            replies = self._run_adds(
+                [self._job_fields(r, e) for r, e in zip(requests, envelopes, strict=True)]
+            )
+        except (RedisError, KombuError, OSError) as exc:
+            raise backend_unavailable("queue.add", exc, self.url) from None
+        jobs = []
+        for request, envelope, reply in zip(requests, envelopes, replies, strict=True):
+            sent, detail = int(reply[0]), reply[1]
+            if sent:
+                send_after_publish(envelope)
+                jobs.append(
+                    Job(
+                        id=envelope.job_id,
+                        name=request.name,
+                        queue=envelope.queue,
+                        due_ms=int(detail) if request.delay_ms else None,
+                    )
+                )
+            else:
+                standing = _text(detail)
+                jobs.append(Job(id=envelope.job_id, name=request.name, queue=standing, deduplicated=True))
+        return jobs
+
+    def promote_due(self) -> float | None:
+        try:
+            _moved, next_ms = self._script(
+                PROMOTE,
+                [self.key("delayed-queues"), self.key("delayed-jobs")],
+                [self.key("delayed", ""), PROMOTE_BATCH],
+            )
+        except RedisError as exc:
+            raise backend_unavailable("promoting delayed jobs", exc, self.url) from None
+        if int(next_ms) < 0:
+            return None
+        return int(next_ms) / 1000.0
+
+    def cancel_delayed(self, job_id: str) -> bool:
+        try:
+            queue = self.client.get(self.key("guard", job_id))
+            queues = [_text(queue)] if queue else self._delayed_queues()
+            for name in queues:
+                keys = [self.key("guard", job_id), self.key("delayed", name), self.key("delayed-jobs")]
+                if self._script(CANCEL_DELAYED, keys, [job_id]):
+                    return True
+        except RedisError as exc:
+            raise backend_unavailable("cancelling a delayed job", exc, self.url) from None
+        return False
+
+    def withdraw(self, job_id: str) -> bool:
+        try:
+            return bool(self._script(WITHDRAW, [self.key("queued", job_id)], []))
+        except RedisError as exc:
+            raise backend_unavailable("withdrawing a queued job", exc, self.url) from None
+
+    def release_guard(self, job_id: str) -> None:
+        try:
+            self.client.delete(self.key("guard", job_id))
+        except RedisError as exc:
+            raise backend_unavailable("releasing an idempotency guard", exc, self.url) from None
+
+    def dead_letters(self) -> DeadLetters:
+        """Jobs that failed for good, per queue (recorded by this app's workers)."""
+        if self._letters is None:
+            self._letters = DeadLetters(self.app, self, self.settings.dlq_max)
+        return self._letters
+
+    def install_worker(self) -> None:
+        from bridge.redis.worker import install_redis_worker
+
+        install_redis_worker(self.app, self.dead_letters())
+
+    def delayed_count(self, queue: str) -> int:
+        """How many jobs wait for their delay on ``queue``."""
+        try:
+            return int(self.client.zcard(self.key("delayed", queue)))
+        except RedisError as exc:
+            raise backend_unavailable("counting delayed jobs", exc, self.url) from None
+
+    def close(self) -> None:
+        state = self._state
+        if state.own_client is not None:
+            state.own_client.close()
+            state.own_client = None
+        if state.connection is not None:
+            state.connection.release()
+            state.connection = state.builder = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- internals --------------------------------------------------------------
+
+    def _delayed_queues(self) -> list[str]:
+        return [_text(q) for q in self.client.smembers(self.key("delayed-queues"))]
+
+    def _job_fields(self, request: JobRequest, envelope: Envelope) -> list[Any]:
+        ttl = 0
+        if request.idempotency_key is not None:
+            ttl = request.guard_ttl_ms or self._guard_ttl_ms
+        track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
+        return [envelope.job_id, envelope.queue, ttl, request.delay_ms, track, *envelope.commands]
+
+    def _run_adds(self, jobs: list[list[Any]]) -> list[tuple[Any, Any]]:
+        # A batch travels as one JSON argument: packing it costs far less than
+        # thousands of separate arguments, and the script decodes it with cjson.
+        prefix = self.key("")
+        batches = [json.dumps(jobs[i : i + ADD_BATCH]) for i in range(0, len(jobs), ADD_BATCH)]
+        if len(batches) == 1:
+            flat = json.loads(self._script(ADD, [], [prefix, batches[0]], client=self._own_client()))
+        else:
+            sha = _sha(ADD)
+            flat = []
+            for attempt in range(2):
+                # One round trip for all of them; each script call is atomic.
+                with self.client.pipeline(transaction=False) as pipe:
+                    for batch in batches:
+                        pipe.evalsha(sha, 0, prefix, batch)
+                    results = pipe.execute(raise_on_error=False)
+                if attempt == 0 and all(isinstance(r, NoScriptError) for r in results):
+                    # First use on this server: nothing ran, so sending again is safe.
+                    self.client.script_load(ADD)
+                    continue
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                    flat.extend(json.loads(result))
+                break
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+    def _script(
+        self, script: str, keys: list[str], args: list[Any], client: redis.Redis | None = None
+    ) -> Any:
+        client = client or self.client
+        sha = _sha(script)
+        try:
+            return client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # First use on this server, or it restarted: load and run once more.
+            # EVALSHA that failed with NOSCRIPT ran nothing, so this cannot double-send.
+            client.script_load(script)
+            return client.evalsha(sha, len(keys), *keys, *args)
+
+    def _own_client(self) -> redis.Redis:
+        """This thread's own connection: a single add skips the pool's checkout and return.
+
+        It still does the pool's check on checkout: a connection the server closed (a
+        restart) reads as ready, so it is dropped and the next command reconnects,
+        before anything is sent.
+        """
+        state = self._state
+        if state.own_client is None:
+            state.own_client = redis.Redis(
+                connection_pool=self.client.connection_pool, single_connection_client=True
+            )
+        connection = state.own_client.connection
+        try:
+            stale = connection is not None and connection.can_read()
+        except (RedisError, OSError):
+            stale = True
+        if stale and connection is not None:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+        return state.own_client
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@functools.cache
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+def _give_up_on_permanent_faults(exc: BaseException, _interval: float) -> None:
+    """kombu's reconnect errback: re-raise what retrying cannot fix (kombu waits otherwise)."""
+    if is_permanent_connection_fault(exc):
+        raise exc
