@@ -164,10 +164,12 @@ class CeleryProcess:
     log: Path
 
     @classmethod
-    def spawn(cls, args: list[str], log: Path, env: dict[str, str], **extra: Any) -> Any:
+    def spawn(
+        cls, args: list[str], log: Path, env: dict[str, str], app: str = "tests.apps.ledger_app", **extra: Any
+    ) -> Any:
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tests.apps.ledger_app", *args],
+                [sys.executable, "-m", "celery", "-A", app, *args],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         return cls(proc, log, **extra)

@@ -12,6 +12,14 @@ Redis lock keeps one beat active. What the bridge adds:
 * the run is tracked, so cancelling the repeat withdraws a run still queued;
 * a run count ``limit`` ends the repeat.
 
+Static ``beat_schedule`` entries of the app (and Celery's own, such as
+``celery.backend_cleanup``) run through celery-redbeat's own path, untouched: only
+the bridge's repeats use the bridge's entry logic. redbeat stores a schedule as
+JSON, which holds ``timedelta``, ``crontab`` and ``rrule`` schedules (a subclass
+as its base class); a static entry is therefore loaded with the schedule object
+of the app's code, found by its name, so a ``solar`` schedule (which redbeat
+cannot store) or a schedule class of the app's own fires exactly as defined.
+
 ``Bridge(app)`` points ``beat_scheduler`` here and shortens redbeat's defaults:
 a loop of at most 1 s (a repeat added at run time fires on time, not up to
 5 minutes late) and a lock that expires 5 s after its holder dies (a standby beat
@@ -28,8 +36,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from celery.schedules import crontab, maybe_schedule, schedule
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redbeat.schedules import rrule
 
 from bridge.core.ids import job_id_for
 from bridge.core.registry import bridge_of
@@ -102,8 +112,54 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# A static entry's schedule that redbeat's JSON cannot hold: the object stays in the app's code.
+_IN_CODE = "bridge.in_code"
+
+
+class _InCode:
+    """Stands for a static entry's schedule until ``from_key`` finds it in the app's code."""
+
+    app: Any = None  # Celery's ScheduleEntry sets it on every schedule
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+
+
+def _encodable(value: Any) -> bool:
+    """Whether redbeat's JSON can store this schedule (solar, for one, it cannot)."""
+    return isinstance(value, (schedule, crontab, rrule))
+
+
+def _in_code_schedule(app: Any, name: str) -> Any:
+    """The schedule of the app's static entry ``name``, as the app's code defines it (None if gone)."""
+    static = (app.conf.beat_schedule or {}).get(name)
+    if not isinstance(static, dict) or "schedule" not in static:
+        return None
+    return maybe_schedule(static["schedule"], static.get("relative", False), app=app)
+
+
 class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is untyped
-    """A repeat stored by redbeat; ``options['bridge']`` holds the bridge's fields."""
+    """A repeat stored by redbeat; ``options['bridge']`` holds the bridge's fields.
+
+    Static ``beat_schedule`` entries are entries of this class too (redbeat has one
+    ``Entry`` class per scheduler); for them every method is redbeat's own.
+    """
+
+    @property
+    def is_repeat(self) -> bool:
+        """A repeat of ``jobs.schedule`` (not a static ``beat_schedule`` entry)."""
+        return isinstance(self.schedule, TimetableSchedule)
+
+    @classmethod
+    def from_key(cls, key: str, app: Any = None) -> BridgeEntry:
+        entry: BridgeEntry = super().from_key(key, app=app)
+        if not entry.is_repeat:
+            in_code = _in_code_schedule(entry.app, entry.name)
+            if in_code is not None:
+                entry.schedule = in_code  # a static entry: the app's own object, not its JSON
+            elif isinstance(entry.schedule, _InCode):
+                raise KeyError(key)  # no longer in the app's beat_schedule: redbeat drops it
+        return entry
 
     @property
     def bridge(self) -> dict[str, Any]:
@@ -125,6 +181,8 @@ class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is un
         schedule = decoded.get("schedule")
         if isinstance(schedule, dict) and schedule.get("__type__") == "bridge.timetable":
             decoded["schedule"] = TimetableSchedule(Timetable.from_dict(schedule))
+        elif isinstance(schedule, dict) and schedule.get("__type__") == _IN_CODE:
+            decoded["schedule"] = _InCode(str(schedule.get("repr", "")))
         return decoded
 
     @staticmethod
@@ -135,11 +193,17 @@ class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is un
 
     @property
     def due_at(self) -> datetime | None:
+        if not self.is_repeat:
+            static_due: datetime | None = super().due_at
+            return static_due
         if self.finished:
             return None
         return self.timetable.upcoming(self.last_run_at)
 
     def is_due(self) -> tuple[bool, float]:
+        if not self.is_repeat:
+            static: tuple[bool, float] = super().is_due()
+            return static
         if not self.enabled or self.finished:
             return False, float(LOOP_INTERVAL_S)
         due: tuple[bool, float] = self.schedule.is_due(self.last_run_at)
@@ -158,6 +222,8 @@ class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is un
 
     def save(self) -> BridgeEntry:
         """Store the definition; keep last run and count (an upsert never resets them)."""
+        if not self.is_repeat:
+            return self._save_static()
         meta = {"last_run_at": None, "total_run_count": 0}
         with get_redis(self.app).pipeline() as pipe:
             pipe.hset(self.key, "definition", json.dumps(self.definition(), cls=RedBeatJSONEncoder))
@@ -166,6 +232,24 @@ class BridgeEntry(RedBeatSchedulerEntry):  # type: ignore[misc]  # redbeat is un
         # The score comes from the stored meta, which may predate this upsert.
         stored = type(self).from_key(self.key, app=self.app)
         get_redis(self.app).zadd(self.app.redbeat_conf.schedule_key, {self.key: stored.score})
+        return self
+
+    def _save_static(self) -> BridgeEntry:
+        if _encodable(self.schedule):
+            saved: BridgeEntry = super().save()
+            return saved
+        # redbeat's save, with the schedule named rather than encoded (see _in_code_schedule).
+        definition = {
+            "name": self.name, "task": self.task, "args": self.args, "kwargs": self.kwargs,
+            "options": self.options, "schedule": {"__type__": _IN_CODE, "repr": repr(self.schedule)},
+            "enabled": self.enabled,
+        }  # fmt: skip
+        meta = {"last_run_at": self.last_run_at}
+        with get_redis(self.app).pipeline() as pipe:
+            pipe.hset(self.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+            pipe.hsetnx(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
+            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+            pipe.execute()
         return self
 
     def record_run(self, fired_at: datetime, job: Job) -> bool:
@@ -198,7 +282,7 @@ class BridgeScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat is unt
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         self._keep_lock()
-        if not isinstance(entry, BridgeEntry) or not entry.bridge:
+        if not isinstance(entry, BridgeEntry) or not entry.is_repeat:
             # A static beat_schedule entry of the app: Celery's own path, untouched.
             return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
         fire, _following = entry.timetable.due(entry.last_run_at, _now())
