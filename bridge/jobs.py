@@ -16,10 +16,10 @@ from redis.exceptions import RedisError
 from bridge.core.ids import job_id_for
 from bridge.core.timetable import Timetable
 from bridge.core.validation import check_key, check_name, check_payload, check_queue, shown
-from bridge.errors import InvalidPayload, InvalidSchedule, backend_unavailable
+from bridge.errors import ConfigError, InvalidPayload, InvalidSchedule, backend_unavailable
 from bridge.job import Job
 from bridge.queue import make_request
-from bridge.worker.beat import BridgeEntry, TimetableSchedule
+from bridge.worker.beat import SCHEDULER, BridgeEntry, TimetableSchedule, fires_repeats
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -98,6 +98,7 @@ class Jobs:
         Raises:
             InvalidSchedule: a bad cron, every_ms, tz, bounds or limit (nothing is stored).
             InvalidPayload, InvalidJob: bad data, name or key.
+            ConfigError: a repeat, and the app's beat scheduler is one that would never fire it.
         """
         if cron is None and every_ms is None:
             for field, value in (("tz", tz), ("start_at", start_at), ("end_at", end_at), ("limit", limit)):
@@ -113,6 +114,12 @@ class Jobs:
             return self._backend.enqueue([request])[0]
         if delay_ms is not None:
             raise InvalidSchedule("delay_ms", "a repeat does not take delay_ms; use start_at=datetime(...).")
+        if not fires_repeats(self._app):
+            raise ConfigError(
+                f"this app's beat_scheduler is {self._app.conf.beat_scheduler!r}, which never fires "
+                f"jobs.schedule repeats; set beat_scheduler = {SCHEDULER!r} (it also runs the app's "
+                f"static beat_schedule entries), or run beat with -S {SCHEDULER}."
+            )
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit < 2**63
         ):

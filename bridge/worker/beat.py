@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.schedules import crontab, maybe_schedule, schedule
+from celery.utils.imports import symbol_by_name
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 from redbeat.schedules import rrule
@@ -54,6 +55,7 @@ __all__ = [
     "BridgeEntry",
     "BridgeScheduler",
     "configure_beat",
+    "fires_repeats",
 ]
 
 logger = logging.getLogger("bridge.beat")
@@ -336,3 +338,15 @@ def configure_beat(app: Any, jobs_backend: Any) -> None:
         conf.redbeat_lock_timeout = LOCK_TIMEOUT_S
     if not conf.beat_max_loop_interval:
         conf.beat_max_loop_interval = LOOP_INTERVAL_S
+
+
+def fires_repeats(app: Any) -> bool:
+    """Whether ``app``'s beat runs :class:`BridgeScheduler` (or a subclass), which fires repeats."""
+    chosen = app.conf.beat_scheduler
+    if chosen in (SCHEDULER, SCHEDULER.replace(":", ".")):
+        return True
+    try:
+        scheduler = symbol_by_name(chosen) if isinstance(chosen, str) else chosen
+    except Exception:
+        return False
+    return isinstance(scheduler, type) and issubclass(scheduler, BridgeScheduler)

@@ -10,8 +10,9 @@ from collections import Counter
 
 import pytest
 
-from bridge import InvalidSchedule
+from bridge import ConfigError, InvalidSchedule
 from bridge.jobs import Repeat
+from bridge.worker.beat import BridgeScheduler
 from tests.conftest import BEAT_LOCK, ROOT, read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
@@ -190,3 +191,30 @@ def test_cli_lists_and_cancels_schedules(make_bridge, redis_client, server):
 def test_beat_lock_is_short(start_beat, redis_client):
     start_beat()
     assert 0 < redis_client.pttl(BEAT_LOCK) <= 5000  # redbeat's default is 25 minutes
+
+
+class OwnScheduler(BridgeScheduler):
+    """An app's own subclass of the bridge's scheduler: it fires repeats too."""
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    ["django_celery_beat.schedulers:DatabaseScheduler", "celery.beat:Scheduler", "no.such.module:Scheduler"],
+)
+def test_a_repeat_is_refused_when_the_apps_beat_would_never_fire_it(make_bridge, redis_client, scheduler):
+    bridge = make_bridge({"beat_scheduler": scheduler})  # set before Bridge(app): a custom one is kept
+    before = snapshot(redis_client)
+    with pytest.raises(ConfigError) as refused:
+        bridge.jobs.schedule("ledger.record", {}, every_ms=1000, idempotency_key="never")
+    assert scheduler in str(refused.value)
+    assert "bridge.worker.beat:BridgeScheduler" in str(refused.value)
+    assert snapshot(redis_client) == before  # nothing stored
+    # A one-off needs no beat: it is accepted.
+    job = bridge.jobs.schedule("ledger.record", {}, delay_ms=60_000, idempotency_key="later")
+    assert not job.deduplicated
+
+
+def test_a_subclass_of_the_bridges_scheduler_fires_repeats(make_bridge):
+    bridge = make_bridge({"beat_scheduler": f"{__name__}:OwnScheduler"})
+    repeat = bridge.jobs.schedule("ledger.record", {}, every_ms=1000, idempotency_key="own")
+    assert [r.id for r in bridge.jobs.list()] == [repeat.id]
