@@ -42,14 +42,14 @@ class EmbeddedBackend(RedisBackend):
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.server = EmbeddedServer(settings.bridge_home)
-        self.server.ensure_running()
         broker = str(app.conf.broker_write_url or app.conf.broker_url or "")
-        if broker != self.server.broker_url:
+        if broker != self.server.broker_url:  # checked first: a refused app starts no server
             raise ConfigError(
                 f"the embedded backend needs the Celery broker on its server, but broker_url="
                 f"{redact(broker)!r}. Call app.config_from_object('bridge.celeryconfig') with no REDIS_URL "
                 f"set, or set broker_url={self.server.broker_url!r}."
             )
+        self.server.ensure_running()
         super().__init__(app, settings)
 
     @property

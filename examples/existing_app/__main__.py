@@ -13,8 +13,11 @@ from __future__ import annotations
 import sys
 import uuid
 
+from examples._errors import example_errors
 from examples._worker import celery_worker
-from examples.existing_app.celery_app import app, bridge
+
+with example_errors("examples.existing_app"):  # Bridge(app) reads the settings on import
+    from examples.existing_app.celery_app import app, bridge
 
 
 def main() -> int:
@@ -36,4 +39,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with example_errors("examples.existing_app"):
+        code = main()
+    sys.exit(code)

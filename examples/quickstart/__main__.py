@@ -18,8 +18,11 @@ import uuid
 from typing import Any
 
 from bridge import Job
+from examples._errors import example_errors
 from examples._worker import celery_worker
-from examples.quickstart.app import LEDGER, bridge, ledger
+
+with example_errors("examples.quickstart"):  # Bridge(app) reads the settings on import
+    from examples.quickstart.app import LEDGER, bridge, ledger
 
 DELAY_MS = 2_000
 TIMEOUT_S = 60
@@ -91,4 +94,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with example_errors("examples.quickstart"):
+        code = main()
+    sys.exit(code)

@@ -19,8 +19,11 @@ import uuid
 from contextlib import ExitStack
 from typing import Any
 
+from examples._errors import example_errors
 from examples._worker import celery_worker
-from examples.singleton.app import EVENTS, app, bridge
+
+with example_errors("examples.singleton"):  # Bridge(app) reads the settings on import
+    from examples.singleton.app import EVENTS, app, bridge
 
 RUN_FOR_S = 10
 
@@ -68,4 +71,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with example_errors("examples.singleton"):
+        code = main()
+    sys.exit(code)

@@ -48,3 +48,32 @@ def test_singleton_example_never_overlaps_and_captures_once(redis_client, server
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: maintenance never ran twice at once; the payment was captured once." in done.stdout
     assert "payment captured 1 time(s) from 2 deliveries" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["examples.quickstart", "examples.singleton", "examples.existing_app"])
+def test_a_configuration_mistake_is_one_line_and_exit_status_2(module, tmp_path):
+    """As the jobs command does: no traceback, nothing started (no embedded server, no worker)."""
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_HOME": str(home), "QUEUE_BACKEND": "nonsense"}
+    env.pop("REDIS_URL", None)
+    done = run_example(module, env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"{module}: configuration error: QUEUE_BACKEND='nonsense' is not a known backend; "
+        "accepted: redis, bullmq, sqs, embedded."
+    ]
+    assert not home.exists()
+
+
+def test_an_app_on_a_broker_the_bridge_cannot_serve_is_refused_and_starts_no_server(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_HOME": str(home),
+           "SHOP_BROKER_URL": "amqp://guest:s3cr3t@127.0.0.1:5672//"}  # fmt: skip
+    for name in ("REDIS_URL", "QUEUE_BACKEND"):
+        env.pop(name, None)
+    done = run_example("examples.existing_app", env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("examples.existing_app: configuration error: ")
+    assert "s3cr3t" not in line
+    assert not home.exists()
