@@ -42,8 +42,10 @@ class Bridge:
 
     Args:
         app: the Celery app whose tasks are the handlers.
-        settings: defaults to ``Settings.from_env()``; when ``REDIS_URL`` is unset
-            and the app's broker is Redis, that broker is used.
+        settings: defaults to ``Settings.from_env(conf=app.conf)``: each setting from
+            the environment, else from the app's Celery config (``jobs_queue_name``,
+            ``bridge_redis_url``, ...); when no Redis URL is given and the app's broker
+            is Redis, that broker is used.
     """
 
     def __init__(self, app: Celery, settings: Settings | None = None) -> None:
@@ -52,7 +54,7 @@ class Bridge:
         from bridge.worker.install import install as install_worker_side
 
         self.app = app
-        self.settings = settings or Settings.from_env(default_redis_url=_redis_broker_url(app))
+        self.settings = settings or Settings.from_env(default_redis_url=_redis_broker_url(app), conf=app.conf)
         self.backend: QueueBackend = resolve_backend(self.settings.queue_backend)(app, self.settings)  # type: ignore[call-arg]
         if self.settings.jobs_backend == self.settings.queue_backend:
             self.jobs_backend = self.backend

@@ -17,7 +17,7 @@ from bridge.core.validation import (
     encode_payload,
     shown,
 )
-from bridge.errors import InvalidInput, InvalidJob
+from bridge.errors import ConfigError, InvalidInput, InvalidJob
 from bridge.job import Job, JobRequest
 
 __all__ = ["JobQueue", "make_request"]
@@ -94,6 +94,51 @@ class JobQueue:
             group_id=group_id,
         )  # fmt: skip
         return self._backend.enqueue([request])[0]
+
+    def add_on_commit(
+        self,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        using: str | None = None,
+        idempotency_key: str | None = None,
+        delay_ms: int | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        group_id: str | None = None,
+    ) -> str:
+        """Django: add the job once the surrounding database transaction commits.
+
+        The counterpart of Celery's ``delay_on_commit``: the job is validated now (a
+        bad argument raises here), and added by ``django.db.transaction.on_commit``,
+        so a transaction that rolls back adds nothing, and a worker never sees a job
+        for rows it cannot read yet. Outside a transaction the add happens at once.
+        A failure to reach the backend at commit raises there, as ``on_commit``
+        callbacks do (the transaction has committed by then).
+
+        Args:
+            using: the Django database alias whose transaction counts (default: ``default``).
+            The others are those of :meth:`add`.
+
+        Returns:
+            The job's id, known before the add (derived from the key when there is one).
+
+        Raises:
+            ConfigError: Django is not installed.
+            InvalidPayload, InvalidJob: as :meth:`add`, at call time.
+        """
+        try:
+            from django.db import transaction
+        except ImportError:
+            raise ConfigError(
+                "queue.add_on_commit needs Django: pip install django, or use queue.add."
+            ) from None
+        request = make_request(
+            name, data, idempotency_key=idempotency_key, delay_ms=delay_ms, queue=queue, priority=priority,
+            group_id=group_id,
+        )  # fmt: skip
+        transaction.on_commit(lambda: self._backend.enqueue([request]), using=using)
+        return request.job_id
 
     def add_bulk(
         self, jobs: Iterable[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], Mapping[str, Any]]]

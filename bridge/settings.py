@@ -36,12 +36,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from bridge.core.redact import redact
 from bridge.errors import ConfigError
 
-__all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings"]
+__all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings", "setting_name"]
 
 #: Accepted backend names and what they resolve to (``bullmq`` is the seed's word for redis).
 BACKEND_ALIASES: Mapping[str, str] = {
@@ -144,33 +145,49 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, default_redis_url: str | None = None
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        default_redis_url: str | None = None,
+        conf: Mapping[str, Any] | None = None,
     ) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``), validating every value.
+        """Build settings from ``environ`` and the app's Celery config, validating every value.
+
+        Each variable can also be given in the Celery config under its setting name
+        (:func:`setting_name`: ``JOBS_QUEUE_NAME`` is ``jobs_queue_name``, ``REDIS_URL``
+        is ``bridge_redis_url``), so Django's ``CELERY_`` namespace works. The
+        environment wins over the config.
 
         Args:
             environ: the variables to read; ``os.environ`` when None.
-            default_redis_url: used when REDIS_URL is unset. ``Bridge(app)`` passes the
-                app's broker URL when that broker is Redis, so an existing Celery app
+            default_redis_url: used when REDIS_URL is set nowhere. ``Bridge(app)`` passes
+                the app's broker URL when that broker is Redis, so an existing Celery app
                 keeps using the Redis it already has.
+            conf: the app's Celery config (``app.conf``); ``Bridge(app)`` passes it.
 
         Raises:
-            ConfigError: a variable is malformed or the combination is inconsistent.
+            ConfigError: a value is malformed or the combination is inconsistent; the
+                message names the variable or setting it came from.
         """
-        env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value.strip() if value is not None and value.strip() else None
-
+        source = _Source(os.environ if environ is None else environ, conf or {})
+        get, label = source.get, source.label
         redis_url = get("REDIS_URL") or default_redis_url
-        queue_backend = _backend("QUEUE_BACKEND", get("QUEUE_BACKEND"))
+        if redis_url is not None and get("REDIS_URL") is not None:
+            _check_redis_url(redis_url, label("REDIS_URL"))
+        queue_backend = _backend(label("QUEUE_BACKEND"), get("QUEUE_BACKEND"))
         if queue_backend is None:
             queue_backend = "redis" if redis_url else "embedded"
-        jobs_backend = _backend("JOBS_BACKEND", get("JOBS_BACKEND")) or queue_backend
-        lock_backend = get("LOCK_BACKEND")
-        if lock_backend is None:
-            lock_backend = "redis" if redis_url else "embedded"
+        jobs_backend = _backend(label("JOBS_BACKEND"), get("JOBS_BACKEND")) or queue_backend
+        lock_backend = (get("LOCK_BACKEND") or ("redis" if redis_url else "embedded")).lower()
+        _check_choice(label("LOCK_BACKEND"), lock_backend, LOCK_BACKENDS)
+        dedupe_until = (get("JOBS_DEDUPE_UNTIL") or "expiry").lower()
+        _check_choice(label("JOBS_DEDUPE_UNTIL"), dedupe_until, DEDUPE_UNTIL)
+
+        def positive(name: str, default: int) -> int:
+            value = _int_or(label(name), get(name), default)
+            _check_positive(label(name), value)
+            return value
+
         return cls(
             redis_url=redis_url,
             queue_backend=queue_backend,
@@ -179,23 +196,61 @@ class Settings:
             aws_region=get("AWS_REGION"),
             sqs_queue_url=get("SQS_QUEUE_URL"),
             aws_endpoint_url_sqs=get("AWS_ENDPOINT_URL_SQS"),
-            sqs_fifo=_bool("SQS_FIFO", get("SQS_FIFO")),
+            sqs_fifo=_bool(label("SQS_FIFO"), get("SQS_FIFO")),
             sqs_message_group_id=get("SQS_MESSAGE_GROUP_ID"),
-            sqs_concurrency=_int("SQS_CONCURRENCY", get("SQS_CONCURRENCY")),
-            sqs_heartbeat_sec=_int_or("SQS_HEARTBEAT_SEC", get("SQS_HEARTBEAT_SEC"), 30),
-            sqs_extend_by_sec=_int_or("SQS_EXTEND_BY_SEC", get("SQS_EXTEND_BY_SEC"), 120),
-            sqs_delay_hops=_bool("SQS_DELAY_HOPS", get("SQS_DELAY_HOPS") or "true"),
-            lock_backend=lock_backend.lower(),
+            sqs_concurrency=_int(label("SQS_CONCURRENCY"), get("SQS_CONCURRENCY")),
+            sqs_heartbeat_sec=_int_or(label("SQS_HEARTBEAT_SEC"), get("SQS_HEARTBEAT_SEC"), 30),
+            sqs_extend_by_sec=positive("SQS_EXTEND_BY_SEC", 120),
+            sqs_delay_hops=_bool(label("SQS_DELAY_HOPS"), get("SQS_DELAY_HOPS") or "true"),
+            lock_backend=lock_backend,
             # Absolute now, so a worker started from another folder finds the same server.
             bridge_home=Path(get("BRIDGE_HOME") or ".bridge").expanduser().absolute(),
-            dedupe_ttl_sec=_int_or("JOBS_DEDUPE_TTL_SEC", get("JOBS_DEDUPE_TTL_SEC"), 86_400),
-            dedupe_until=(get("JOBS_DEDUPE_UNTIL") or "expiry").lower(),
-            promote_interval_ms=_int_or("JOBS_PROMOTE_INTERVAL_MS", get("JOBS_PROMOTE_INTERVAL_MS"), 200),
-            dlq_max=_int_or("JOBS_DLQ_MAX", get("JOBS_DLQ_MAX"), 10_000),
-            visibility_timeout_sec=_int_or(
-                "JOBS_VISIBILITY_TIMEOUT_SEC", get("JOBS_VISIBILITY_TIMEOUT_SEC"), 3600
-            ),
+            dedupe_ttl_sec=positive("JOBS_DEDUPE_TTL_SEC", 86_400),
+            dedupe_until=dedupe_until,
+            promote_interval_ms=positive("JOBS_PROMOTE_INTERVAL_MS", 200),
+            dlq_max=positive("JOBS_DLQ_MAX", 10_000),
+            visibility_timeout_sec=positive("JOBS_VISIBILITY_TIMEOUT_SEC", 3600),
         )
+
+
+def setting_name(variable: str) -> str:
+    """The Celery-config name of a variable: ``JOBS_*``/``BRIDGE_*`` in lower case, others ``bridge_*``."""
+    lower = variable.lower()
+    return lower if lower.startswith(("jobs_", "bridge_")) else f"bridge_{lower}"
+
+
+class _Source:
+    """Where each value comes from: the environment, else the app's Celery config."""
+
+    def __init__(self, environ: Mapping[str, str], conf: Mapping[str, Any]) -> None:
+        self.environ = environ
+        self.conf = conf
+
+    def _from_env(self, variable: str) -> str | None:
+        value = self.environ.get(variable)
+        return value.strip() if value is not None and value.strip() else None
+
+    def get(self, variable: str) -> str | None:
+        value = self._from_env(variable)
+        if value is not None:
+            return value
+        raw = self.conf.get(setting_name(variable))
+        if raw is None:
+            return None
+        if isinstance(raw, bool):
+            return "true" if raw else "false"
+        if isinstance(raw, str | int | os.PathLike):
+            return str(raw).strip() or None
+        raise ConfigError(
+            f"{setting_name(variable)}={redact(repr(raw))} is not a string, number or boolean; "
+            f"give it as the environment variable {variable} would."
+        )
+
+    def label(self, variable: str) -> str:
+        """How an error names the value: the variable, or the setting when the config gave it."""
+        if self._from_env(variable) is None and self.conf.get(setting_name(variable)) is not None:
+            return setting_name(variable)
+        return variable
 
 
 def _backend(name: str, value: str | None) -> str | None:
@@ -241,11 +296,11 @@ def _check_choice(name: str, value: str, accepted: object) -> None:
         raise ConfigError(f"{name}={value!r} is not accepted; use one of: {', '.join(choices)}.")
 
 
-def _check_redis_url(url: str) -> None:
+def _check_redis_url(url: str, name: str = "REDIS_URL") -> None:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in REDIS_SCHEMES:
         raise ConfigError(
-            f"REDIS_URL={redact(url)!r} is not a Redis URL; use redis://[user:password@]host:port/db, "
+            f"{name}={redact(url)!r} is not a Redis URL; use redis://[user:password@]host:port/db, "
             "rediss:// for TLS, or unix:///path/to/socket."
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -39,3 +40,20 @@ def celery_worker(
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@contextmanager
+def celery_beat(app_module: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``celery -A app_module beat`` and stop it on exit."""
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", app_module, "beat", "--loglevel=WARNING", "-s", os.devnull],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield beat
+    finally:
+        beat.send_signal(signal.SIGTERM)
+        try:
+            beat.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            beat.kill()

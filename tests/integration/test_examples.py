@@ -77,3 +77,38 @@ def test_an_app_on_a_broker_the_bridge_cannot_serve_is_refused_and_starts_no_ser
     assert line.startswith("examples.existing_app: configuration error: ")
     assert "s3cr3t" not in line
     assert not home.exists()
+
+
+def django_env(server, tmp_path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHOP_BROKER_URL": server.url,
+           "SHOP_DB": str(tmp_path / "shop.sqlite3")}  # fmt: skip
+    for name in ("REDIS_URL", "QUEUE_BACKEND", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    return {**env, **extra}
+
+
+def test_django_app_adds_on_commit_only_and_reads_the_bridges_settings_from_settings_py(
+    redis_client, server, tmp_path
+):
+    done = run_example("examples.django_app", django_env(server, tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bridge settings from settings.py: jobs queue 'shop:jobs'" in done.stdout
+    assert "OK: added on commit only, none for the rolled-back order" in done.stdout
+
+
+def test_in_a_django_project_the_environment_wins_over_settings_py(redis_client, server, tmp_path):
+    code = (
+        "import django, os; django.setup()\n"
+        "from examples.django_app.shop.celery import bridge\n"
+        "print(bridge.settings.jobs_queue_name, bridge.settings.dedupe_ttl_sec)\n"
+    )
+    env = django_env(server, tmp_path, DJANGO_SETTINGS_MODULE="examples.django_app.shop.settings")
+    from_settings = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert from_settings.stdout.split() == ["shop:jobs", "3600"], from_settings.stderr
+    env["JOBS_QUEUE_NAME"] = "ops:jobs"
+    overridden = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert overridden.stdout.split() == ["ops:jobs", "3600"], overridden.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import ConfigError
-from bridge.settings import Settings
+from bridge.settings import Settings, setting_name
 
 REDIS = "redis://127.0.0.1:6379/0"
 FIFO_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo"
@@ -173,3 +173,82 @@ def test_bridge_home_becomes_a_path() -> None:
     s = Settings.from_env(environ={"BRIDGE_HOME": "/var/lib/bridge"})
     assert s.bridge_home == Path("/var/lib/bridge")
     assert isinstance(s.bridge_home, Path)
+
+
+# -- settings from the app's Celery config (Django's CELERY_ namespace included) ----------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting"),
+    [
+        ("JOBS_QUEUE_NAME", "jobs_queue_name"),
+        ("JOBS_BACKEND", "jobs_backend"),
+        ("JOBS_DEDUPE_TTL_SEC", "jobs_dedupe_ttl_sec"),
+        ("BRIDGE_HOME", "bridge_home"),
+        ("REDIS_URL", "bridge_redis_url"),
+        ("QUEUE_BACKEND", "bridge_queue_backend"),
+        ("SQS_QUEUE_URL", "bridge_sqs_queue_url"),
+        ("LOCK_BACKEND", "bridge_lock_backend"),
+    ],
+)
+def test_each_variable_has_a_celery_setting_name(variable: str, setting: str) -> None:
+    assert setting_name(variable) == setting
+
+
+def test_the_apps_config_gives_what_the_environment_does_not() -> None:
+    conf = {
+        "jobs_queue_name": "shop:jobs",
+        "jobs_dedupe_ttl_sec": 60,
+        "jobs_dedupe_until": "finish",
+        "bridge_redis_url": "redis://cache:6379/2",
+        "bridge_home": Path("/tmp/shop-bridge"),
+        "bridge_sqs_delay_hops": False,
+    }
+    settings = Settings.from_env({}, conf=conf)
+    assert settings.jobs_queue_name == "shop:jobs"
+    assert settings.dedupe_ttl_sec == 60
+    assert settings.dedupe_until == "finish"
+    assert settings.redis_url == "redis://cache:6379/2"
+    assert settings.queue_backend == "redis"  # a Redis URL from the config selects Redis, as REDIS_URL does
+    assert settings.bridge_home == Path("/tmp/shop-bridge")
+    assert settings.sqs_delay_hops is False
+
+
+def test_the_environment_wins_over_the_apps_config() -> None:
+    conf = {"jobs_queue_name": "from-conf", "bridge_redis_url": "redis://conf:6379/0", "jobs_dlq_max": 5}
+    env = {"JOBS_QUEUE_NAME": "from-env", "REDIS_URL": "redis://env:6379/0"}
+    settings = Settings.from_env(env, conf=conf)
+    assert settings.jobs_queue_name == "from-env"
+    assert settings.redis_url == "redis://env:6379/0"
+    assert settings.dlq_max == 5
+
+
+def test_the_apps_redis_url_setting_wins_over_its_broker() -> None:
+    settings = Settings.from_env(
+        {}, default_redis_url="redis://broker:6379/0", conf={"bridge_redis_url": "redis://x/1"}
+    )
+    assert settings.redis_url == "redis://x/1"
+
+
+@pytest.mark.parametrize(
+    ("conf", "named"),
+    [
+        ({"jobs_dlq_max": "many"}, "jobs_dlq_max='many' is not an integer"),
+        ({"jobs_dlq_max": 0}, "jobs_dlq_max=0 must be a positive integer"),
+        ({"bridge_queue_backend": "rabbit"}, "bridge_queue_backend='rabbit' is not a known backend"),
+        ({"jobs_dedupe_until": "never"}, "jobs_dedupe_until='never' is not accepted"),
+        ({"bridge_lock_backend": "zookeeper"}, "bridge_lock_backend='zookeeper' is not accepted"),
+        ({"bridge_sqs_fifo": "maybe"}, "bridge_sqs_fifo='maybe' is not a boolean"),
+        ({"bridge_redis_url": "http://:pw@host/"}, "bridge_redis_url='http://:***@host/' is not a Redis URL"),
+        ({"jobs_queue_name": ["a", "b"]}, "jobs_queue_name=['a', 'b'] is not a string, number or boolean"),
+    ],
+)
+def test_a_bad_value_in_the_config_names_the_setting(conf: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({}, conf=conf)
+    assert named in str(refused.value)
+
+
+def test_a_bad_value_in_the_environment_still_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="JOBS_DLQ_MAX='many' is not an integer"):
+        Settings.from_env({"JOBS_DLQ_MAX": "many"}, conf={"jobs_dlq_max": 5})
