@@ -84,13 +84,17 @@ class BackendUnavailable(BackendError):
     """The backend could not be reached or refused the operation."""
 
 
-def backend_unavailable(what: str, exc: BaseException, url: str | None = None) -> BackendUnavailable:
+def backend_unavailable(
+    what: str, exc: BaseException, url: str | None = None, *, an_add: bool = False
+) -> BackendUnavailable:
     """Wrap a client exception into BackendUnavailable, secrets redacted.
 
     Args:
         what: what the bridge was doing, e.g. ``"queue.add"``.
         exc: the client exception (redis-py, botocore, ...).
         url: the server URL involved, if any; shown with its password redacted.
+        an_add: the failed call added a job: the message says that retrying it with
+            the same idempotency key is safe (a hint that would mislead elsewhere).
     """
     where = f" at {redact(url)}" if url else ""
     detail = redact(str(exc)).strip().rstrip(".")
@@ -108,10 +112,8 @@ def backend_unavailable(what: str, exc: BaseException, url: str | None = None) -
         return BackendUnavailable(
             f"{head} The server refused the credentials: check the user name and password in REDIS_URL."
         )
-    return BackendUnavailable(
-        f"{head} Check that the server is running and the URL is right; retrying with the "
-        "same idempotency_key is safe."
-    )
+    retry = "; retrying with the same idempotency_key is safe" if an_add else ""
+    return BackendUnavailable(f"{head} Check that the server is running and the URL is right{retry}.")
 
 
 def is_permanent_connection_fault(exc: BaseException) -> bool:

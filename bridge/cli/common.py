@@ -2,58 +2,145 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from bridge.core.redact import redact
 from bridge.errors import BackendError, BridgeError, ConfigError
+from bridge.settings import Settings
 
-__all__ = ["errors_to_exit_codes", "load_bridge"]
+__all__ = ["TARGET", "Target", "errors_to_exit_codes", "load_bridge", "load_settings"]
+
+#: Keys in ``click.Context.meta``: the command line's Target, and which server a command read.
+TARGET = "bridge.cli.target"
+SOURCE = "bridge.cli.source"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def errors_to_exit_codes(func: F) -> F:
-    """Turn bridge errors into one redacted line and the documented exit status."""
+    """Turn bridge errors into one redacted line and the documented exit status.
+
+    Without ``-A APP`` the command says which server it read: in its one error line,
+    or, when it succeeded, as one line on stderr.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except ConfigError as exc:
-            click.echo(f"jobs: configuration error: {redact(str(exc))}", err=True)
-            sys.exit(2)
+            _fail(f"configuration error: {exc}", 2)
         except BackendError as exc:
-            click.echo(f"jobs: backend error: {redact(str(exc))}", err=True)
-            sys.exit(1)
+            _fail(f"backend error: {exc}", 1)
         except BridgeError as exc:
-            click.echo(f"jobs: {redact(str(exc))}", err=True)
-            sys.exit(2)
+            _fail(str(exc), 2)
         except Exception as exc:
             # A client error that escaped translation still gets one redacted line.
             if type(exc).__module__.split(".")[0] not in ("redis", "kombu", "botocore", "boto3"):
                 raise
-            click.echo(f"jobs: backend error: {type(exc).__name__}: {redact(str(exc))}", err=True)
-            sys.exit(1)
+            _fail(f"backend error: {type(exc).__name__}: {exc}", 1)
+        source = _source()
+        if source:
+            click.echo(f"jobs: {source}", err=True)
+        return result
 
     return wrapper  # type: ignore[return-value]
 
 
-def load_bridge(ctx: click.Context) -> Any:
-    """The Bridge of ``celery -A APP jobs``, or one built from the environment for ``jobs``."""
-    from bridge.core.registry import bridge_of
+def _source() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(SOURCE)
 
-    app = getattr(ctx.find_root().obj, "app", None)
+
+def _fail(message: str, status: int) -> NoReturn:
+    source = _source()
+    click.echo(redact(f"jobs: {message}" + (f" ({source})" if source else "")), err=True)
+    sys.exit(status)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What ``jobs [-A APP] [--redis-url URL]`` points at (in ``ctx.meta``; celery owns ``ctx.obj``)."""
+
+    app_path: str | None = None
+    redis_url: str | None = None
+
+
+def _target(ctx: click.Context) -> Target:
+    target = ctx.meta.get(TARGET)
+    return target if isinstance(target, Target) else Target()
+
+
+def _app(ctx: click.Context) -> Any:
+    """The app of ``jobs -A APP`` or ``celery -A APP jobs``; None when neither names one."""
+    target = _target(ctx)
+    if target.app_path:
+        from celery.app.utils import find_app
+
+        try:
+            return find_app(target.app_path)
+        except Exception as exc:  # an app module that fails to import: one line, as celery -A says
+            if isinstance(exc, BridgeError):
+                raise
+            raise ConfigError(
+                f"-A {target.app_path}: cannot load the app: {type(exc).__name__}: {exc}"
+            ) from None
+    return getattr(ctx.find_root().obj, "app", None)
+
+
+def load_settings(ctx: click.Context) -> Settings:
+    """The settings of the app (``-A``), else of the environment with ``--redis-url`` over REDIS_URL."""
+    app = _app(ctx)
     if app is not None:
+        from bridge.core.registry import bridge_of
+
+        return bridge_of(app).settings
+    environ = dict(os.environ)
+    if _target(ctx).redis_url:
+        environ["REDIS_URL"] = _target(ctx).redis_url or ""
+    return Settings.from_env(environ)
+
+
+def load_bridge(ctx: click.Context) -> Any:
+    """The Bridge of ``-A APP`` (or ``celery -A APP jobs``), or one built from the environment.
+
+    Without an app this says on stderr which server it reads, and it never starts an
+    embedded server where none runs (``jobs server start`` does that).
+    """
+    app = _app(ctx)
+    if app is not None:
+        from bridge.core.registry import bridge_of
+
         return bridge_of(app)
     from celery import Celery
 
+    from bridge import celeryconfig
     from bridge.bridge import Bridge
+    from bridge.embedded.server import EmbeddedServer
 
+    settings = load_settings(ctx)
+    if settings.queue_backend == "embedded":
+        server = EmbeddedServer(settings.bridge_home)
+        if not server.status().running:
+            raise ConfigError(
+                f"no -A APP given, no REDIS_URL set, and no embedded server runs in BRIDGE_HOME="
+                f"{settings.bridge_home}: name your app with -A APP, give --redis-url URL, run from the "
+                "folder your app runs in (or set BRIDGE_HOME), or start one with `jobs server start`."
+            )
+        where = f"the embedded server in {settings.bridge_home}"
+    elif settings.redis_url:
+        source = "--redis-url" if _target(ctx).redis_url else "REDIS_URL"
+        where = f"{source} {redact(settings.redis_url)}"
+    else:
+        where = f"QUEUE_BACKEND={settings.queue_backend}"
+    ctx.meta[SOURCE] = f"no -A APP given; read {where}"
     app = Celery("jobs-cli")
-    app.config_from_object("bridge.celeryconfig")
-    return Bridge(app)
+    app.config_from_object(celeryconfig.build(settings))
+    return Bridge(app, settings=settings)

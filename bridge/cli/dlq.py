@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -49,17 +50,27 @@ def dlq_list(ctx: click.Context, queue: str, limit: int, as_json: bool) -> None:
 @click.option("--queue", required=True, help="Queue name.")
 @click.option("--id", "job_id", default=None, help="One job id.")
 @click.option("--all", "retry_all", is_flag=True, help="Every dead letter of the queue.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"retried": n}.')
 @click.pass_context
 @errors_to_exit_codes
-def dlq_retry(ctx: click.Context, queue: str, job_id: str | None, retry_all: bool) -> None:
+def dlq_retry(ctx: click.Context, queue: str, job_id: str | None, retry_all: bool, as_json: bool) -> None:
     if (job_id is None) == (not retry_all):
         raise click.UsageError("give exactly one of --id or --all")
-    click.echo(f"retried {_letters(ctx).retry(queue, job_id)}")
+    retried = _letters(ctx).retry(queue, job_id)
+    click.echo(json.dumps({"retried": retried}) if as_json else f"retried {retried}")
 
 
-@dlq.command(name="purge", help="Delete a queue's dead letters.")
+@dlq.command(name="purge", help="Delete a queue's dead letters (asks first, unless --yes).")
 @click.option("--queue", required=True, help="Queue name.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"purged": n}.')
 @click.pass_context
 @errors_to_exit_codes
-def dlq_purge(ctx: click.Context, queue: str) -> None:
-    click.echo(f"purged {_letters(ctx).purge(queue)}")
+def dlq_purge(ctx: click.Context, queue: str, yes: bool, as_json: bool) -> None:
+    letters = _letters(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("dlq purge deletes dead letters for good: confirm with --yes")
+        click.confirm(f"Delete all {letters.count(queue)} dead letters of {queue!r}?", abort=True)
+    purged = letters.purge(queue)
+    click.echo(json.dumps({"purged": purged}) if as_json else f"purged {purged}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from bridge import __version__
+from bridge.cli.common import TARGET, Target
 from bridge.cli.dlq import dlq
 from bridge.cli.schedules import schedules
 from bridge.cli.server import server
@@ -18,8 +20,26 @@ __all__ = ["jobs", "main"]
 
 
 @click.group(name="jobs", help="celery-jobs-bridge: inspect and control jobs.")
-def jobs() -> None:
+@click.version_option(
+    __version__, "--version", prog_name="jobs", message="%(prog)s (celery-jobs-bridge) %(version)s"
+)
+@click.option(
+    "-A",
+    "--app",
+    "app_path",
+    default=None,
+    metavar="APP",
+    help="Your Celery app, as for celery -A (module or module:attribute): its Bridge(app) is used.",
+)
+@click.option("--redis-url", default=None, metavar="URL",
+              help="Without -A: the Redis to read (overrides REDIS_URL).")  # fmt: skip
+@click.pass_context
+def jobs(ctx: click.Context, app_path: str | None, redis_url: str | None) -> None:
     """The ``jobs`` command group."""
+    if app_path and redis_url:
+        raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
+    if app_path or redis_url or TARGET not in ctx.meta:
+        ctx.meta[TARGET] = Target(app_path=app_path, redis_url=redis_url)
 
 
 for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs):

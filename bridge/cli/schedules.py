@@ -40,12 +40,13 @@ def schedules_list(ctx: click.Context, as_json: bool) -> None:
 @click.option("--key", default=None, help="Idempotency key the repeat was scheduled with.")
 @click.option("--cron", default=None, help="Its cron expression.")
 @click.option("--every-ms", type=int, default=None, help="Its interval in milliseconds.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"cancelled": true|false}.')
 @click.pass_context
 @errors_to_exit_codes
 def schedules_cancel(
-    ctx: click.Context, name: str, key: str | None, cron: str | None, every_ms: int | None
+    ctx: click.Context, name: str, key: str | None, cron: str | None, every_ms: int | None, as_json: bool
 ) -> None:
     if (cron is None) == (every_ms is None):
         raise click.UsageError("give exactly one of --cron or --every-ms")
     removed = load_bridge(ctx).jobs.cancel(name=name, idempotency_key=key, cron=cron, every_ms=every_ms)
-    click.echo("cancelled" if removed else "not found")
+    click.echo(json.dumps({"cancelled": removed}) if as_json else ("cancelled" if removed else "not found"))

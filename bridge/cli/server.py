@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from bridge.cli.common import errors_to_exit_codes
-from bridge.settings import Settings
+from bridge.cli.common import errors_to_exit_codes, load_settings
 
 __all__ = ["server"]
 
@@ -19,17 +18,18 @@ def server() -> None:
     """``jobs server ...``."""
 
 
-def _embedded() -> Any:
+def _embedded(ctx: click.Context) -> Any:
     from bridge.embedded.server import EmbeddedServer
 
-    return EmbeddedServer(Settings.from_env().bridge_home)
+    return EmbeddedServer(load_settings(ctx).bridge_home)
 
 
 @server.command(help="Show the server's socket, pid, version, memory and uptime.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
 @errors_to_exit_codes
-def status(as_json: bool) -> None:
-    state = _embedded().status()
+def status(ctx: click.Context, as_json: bool) -> None:
+    state = _embedded(ctx).status()
     if as_json:
         click.echo(json.dumps(asdict(state)))
         return
@@ -43,15 +43,20 @@ def status(as_json: bool) -> None:
 
 
 @server.command(help="Start the server unless it runs (safe to run from many processes).")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's status as JSON.")
+@click.pass_context
 @errors_to_exit_codes
-def start() -> None:
-    embedded = _embedded()
+def start(ctx: click.Context, as_json: bool) -> None:
+    embedded = _embedded(ctx)
     embedded.ensure_running()
     state = embedded.status()
-    click.echo(f"running  pid {state.pid}  socket {state.socket}")
+    click.echo(json.dumps(asdict(state)) if as_json else f"running  pid {state.pid}  socket {state.socket}")
 
 
 @server.command(help="Stop the server after flushing its append-only file.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"stopped": true|false}.')
+@click.pass_context
 @errors_to_exit_codes
-def stop() -> None:
-    click.echo("stopped" if _embedded().stop() else "was not running")
+def stop(ctx: click.Context, as_json: bool) -> None:
+    stopped = _embedded(ctx).stop()
+    click.echo(json.dumps({"stopped": stopped}) if as_json else ("stopped" if stopped else "was not running"))

@@ -6,10 +6,9 @@ import json
 
 import click
 
-from bridge.cli.common import errors_to_exit_codes
+from bridge.cli.common import errors_to_exit_codes, load_settings
 from bridge.core.redact import redact
 from bridge.errors import BridgeError, ConfigError, InvalidInput
-from bridge.settings import Settings
 
 __all__ = ["sqs", "stats_sqs"]
 
@@ -25,13 +24,16 @@ def sqs() -> None:
 @click.option("--dlq", default=None, help="Name of the dead-letter queue to create and attach.")
 @click.option("--max-receive-count", type=int, default=5, show_default=True, help="Receives before redrive.")
 @click.option("--visibility-timeout", type=int, default=None, help="Seconds (0-43200).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"url": the queue URL}.')
+@click.pass_context
 @errors_to_exit_codes
 def sqs_ensure_queue(
-    name_or_url: str, fifo: bool, dlq: str | None, max_receive_count: int, visibility_timeout: int | None
-) -> None:
+    ctx: click.Context, name_or_url: str, fifo: bool, dlq: str | None, max_receive_count: int,
+    visibility_timeout: int | None, as_json: bool,
+) -> None:  # fmt: skip
     from bridge.sqs.admin import SqsAdmin
 
-    admin = SqsAdmin(Settings.from_env())
+    admin = SqsAdmin(load_settings(ctx))
     url = admin.ensure_queue(
         name_or_url,
         fifo=fifo,
@@ -39,7 +41,7 @@ def sqs_ensure_queue(
         max_receive_count=max_receive_count,
         visibility_timeout=visibility_timeout,
     )
-    click.echo(url)
+    click.echo(json.dumps({"url": url}) if as_json else url)
 
 
 @sqs.command(
@@ -50,14 +52,15 @@ def sqs_ensure_queue(
 @click.option("--dlq", "dlqs", multiple=True, help="A dead-letter queue's ARN or URL (repeatable).")
 @click.option("--role", type=click.Choice(["producer", "worker", "both"]), default="both", show_default=True,
               help="Whose permissions: one statement per role.")  # fmt: skip
+@click.pass_context
 @errors_to_exit_codes
-def sqs_iam_policy(queues: tuple[str, ...], dlqs: tuple[str, ...], role: str) -> None:
+def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str, ...], role: str) -> None:
     from botocore.config import Config
 
     from bridge.sqs.admin import SqsAdmin
     from bridge.sqs.iam import arn_of, lookup_dlq, policy
 
-    settings = Settings.from_env()
+    settings = load_settings(ctx)
     region = settings.aws_region
     urls = [("SQS_QUEUE_URL", settings.sqs_queue_url)] if settings.sqs_queue_url else []
     urls += [("--queue", url) for url in queues]
@@ -91,11 +94,12 @@ def sqs_iam_policy(queues: tuple[str, ...], dlqs: tuple[str, ...], role: str) ->
 )
 @click.option("--queue-url", "urls", multiple=True, help="Queue URL (repeatable; default SQS_QUEUE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects, DLQ nested).")
+@click.pass_context
 @errors_to_exit_codes
-def stats_sqs(urls: tuple[str, ...], as_json: bool) -> None:
+def stats_sqs(ctx: click.Context, urls: tuple[str, ...], as_json: bool) -> None:
     from bridge.sqs.admin import SqsAdmin
 
-    settings = Settings.from_env()
+    settings = load_settings(ctx)
     targets = list(urls) or ([settings.sqs_queue_url] if settings.sqs_queue_url else [])
     if not targets:
         raise ConfigError("no queue: pass --queue-url URL or set SQS_QUEUE_URL.")

@@ -149,7 +149,7 @@ class RedisBackend(QueueBackend):
                 [self._job_fields(r, e) for r, e in zip(requests, envelopes, strict=True)]
             )
         except (RedisError, KombuError, OSError) as exc:
-            raise backend_unavailable("queue.add", exc, self.url) from None
+            raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
         jobs = []
         for request, envelope, reply in zip(requests, envelopes, replies, strict=True):
             sent, detail = int(reply[0]), reply[1]

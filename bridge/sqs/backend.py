@@ -150,7 +150,7 @@ class SqsBackend(QueueBackend):
             if claimed:  # the send failed: free the key, so a retry with it can send
                 self.client.delete(guard)
             if _connection_failure(exc):
-                raise backend_unavailable("queue.add", exc, self.url) from None
+                raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
             raise
         return Job(id=request.job_id, name=request.name, queue=queue)
 

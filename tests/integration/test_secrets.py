@@ -88,7 +88,7 @@ REDIS_COMMANDS = [
     ["stats", "--prometheus"],
     ["dlq", "list", "--queue", "celery"],
     ["dlq", "retry", "--queue", "celery", "--all"],
-    ["dlq", "purge", "--queue", "celery"],
+    ["dlq", "purge", "--queue", "celery", "--yes"],
 ]
 
 

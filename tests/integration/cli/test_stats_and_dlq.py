@@ -106,7 +106,7 @@ def test_dead_letters_are_bounded_and_purgeable(start_worker, make_bridge, redis
     assert wait_for(
         lambda: redis_client.llen("test:blocked") == 0 and bridge.dead_letters.count("celery") == 3
     )
-    purged = jobs_cli(server, "dlq", "purge", "--queue", "celery")
+    purged = jobs_cli(server, "dlq", "purge", "--queue", "celery", "--yes")
     assert purged.stdout.strip() == "purged 3"
     assert bridge.dead_letters.count("celery") == 0
 
