@@ -1,4 +1,4 @@
-"""This repository's sample Celery config, for its examples' and tests' apps: not installed by the wheel.
+"""This repository's sample Celery config, for its tests' apps: not installed by the wheel.
 
 Celery's docs keep an app's settings in a ``celeryconfig`` module next to the app
 (``app.config_from_object("celeryconfig")``). This one takes every setting from

@@ -244,7 +244,10 @@ class CeleryMessageBuilder:
         body_encoding = props.get("body_encoding")
         body = message["body"]
         if body_encoding == "base64":
-            body = base64.b64decode(body).decode("utf-8")
+            try:
+                body = base64.b64decode(body).decode("utf-8")
+            except UnicodeDecodeError:  # a binary serializer (pickle, msgpack): capture each message
+                return None
         elif body_encoding not in (None, "utf-8"):
             return None
         usable = (
