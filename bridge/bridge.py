@@ -54,7 +54,9 @@ class Bridge:
         from bridge.worker.install import install as install_worker_side
 
         self.app = app
-        self.settings = settings or Settings.from_env(default_redis_url=_redis_broker_url(app), conf=app.conf)
+        self.settings = settings or Settings.from_env(
+            default_redis_url=_redis_broker_url(app), default_backend=_broker_backend(app), conf=app.conf
+        )
         self.backend: QueueBackend = resolve_backend(self.settings.queue_backend)(app, self.settings)  # type: ignore[call-arg]
         if self.settings.jobs_backend == self.settings.queue_backend:
             self.jobs_backend = self.backend
@@ -143,6 +145,16 @@ def _companion_app(app: Celery, settings: Settings) -> Celery:
         celeryconfig.build(dataclasses.replace(settings, queue_backend=settings.jobs_backend))
     )
     return companion
+
+
+def _broker_backend(app: Celery) -> str | None:
+    """``broker`` when the app names a kombu broker the bridge has no backend of its own for."""
+    url = app.conf.broker_write_url or app.conf.broker_url
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    scheme = url.split("://", 1)[0].lower()
+    own = ("redis", "rediss", "unix", "socket", "redis+socket", "sentinel", "sqs")
+    return None if scheme in own else "broker"
 
 
 def _redis_broker_url(app: Celery) -> str | None:

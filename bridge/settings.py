@@ -8,7 +8,7 @@ naming the variable, its value (secrets redacted) and what is accepted.
 variable                    meaning
 ==========================  ===============================================
 REDIS_URL                   Redis for the redis backend, guards, repeats, locks
-QUEUE_BACKEND               ``redis`` (alias ``bullmq``), ``sqs``, ``embedded``
+QUEUE_BACKEND               ``redis`` (alias ``bullmq``), ``sqs``, ``embedded``, ``broker``
 JOBS_BACKEND                same values; defaults to QUEUE_BACKEND
 JOBS_QUEUE_NAME             queue of scheduled one-off jobs (``app:jobs``)
 AWS_REGION, SQS_QUEUE_URL   SQS backend
@@ -50,6 +50,7 @@ BACKEND_ALIASES: Mapping[str, str] = {
     "bullmq": "redis",
     "sqs": "sqs",
     "embedded": "embedded",
+    "broker": "broker",
 }
 LOCK_BACKENDS = ("redis", "embedded")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -149,6 +150,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         default_redis_url: str | None = None,
+        default_backend: str | None = None,
         conf: Mapping[str, Any] | None = None,
     ) -> Settings:
         """Build settings from ``environ`` and the app's Celery config, validating every value.
@@ -163,6 +165,9 @@ class Settings:
             default_redis_url: used when REDIS_URL is set nowhere. ``Bridge(app)`` passes
                 the app's broker URL when that broker is Redis, so an existing Celery app
                 keeps using the Redis it already has.
+            default_backend: the backend when QUEUE_BACKEND is set nowhere. ``Bridge(app)``
+                passes ``broker`` when the app's broker is another kombu broker than Redis
+                and SQS (RabbitMQ, ...), so such an app keeps its broker.
             conf: the app's Celery config (``app.conf``); ``Bridge(app)`` passes it.
 
         Raises:
@@ -174,7 +179,7 @@ class Settings:
         redis_url = get("REDIS_URL") or default_redis_url
         if redis_url is not None and get("REDIS_URL") is not None:
             _check_redis_url(redis_url, label("REDIS_URL"))
-        queue_backend = _backend(label("QUEUE_BACKEND"), get("QUEUE_BACKEND"))
+        queue_backend = _backend(label("QUEUE_BACKEND"), get("QUEUE_BACKEND")) or default_backend
         if queue_backend is None:
             queue_backend = "redis" if redis_url else "embedded"
         jobs_backend = _backend(label("JOBS_BACKEND"), get("JOBS_BACKEND")) or queue_backend

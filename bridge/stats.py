@@ -61,7 +61,10 @@ def collect(
 
     backend: Any = queue_backend
     if not isinstance(backend, RedisBackend):
-        raise ConfigError("jobs stats counts Redis and embedded queues; for SQS run jobs stats-sqs.")
+        raise ConfigError(
+            "jobs stats counts Redis and embedded queues; for SQS run jobs stats-sqs; on another broker "
+            "(QUEUE_BACKEND=broker) use the broker's own tools, e.g. rabbitmqctl list_queues."
+        )
     try:
         channel = backend._builder().channel
         steps = channel.priority_steps

@@ -24,6 +24,7 @@ BACKENDS: dict[str, str] = {
     "redis": "bridge.redis.backend:RedisBackend",
     "embedded": "bridge.embedded.backend:EmbeddedBackend",
     "sqs": "bridge.sqs.backend:SqsBackend",
+    "broker": "bridge.broker.backend:BrokerBackend",
 }
 
 

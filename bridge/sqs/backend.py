@@ -31,6 +31,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from bridge.broker.guard import GuardStore
 from bridge.core.backend import QueueBackend
 from bridge.core.redact import redact
 from bridge.errors import (
@@ -77,30 +78,18 @@ class SqsBackend(QueueBackend):
                 "and SQS_QUEUE_URL."
             )
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
-        self._store: redis.Redis | None = None
-        self._store_url = ""
+        self.store = GuardStore(settings, "SQS")
         register_hop_task(app, self)  # the workers of this app forward long delays
 
     @property
     def client(self) -> redis.Redis:
-        """The guard store: ``REDIS_URL``, else the embedded server (one machine only)."""
-        if self._store is None:
-            from bridge.embedded.server import shared_store_url
-
-            if not self.settings.redis_url:
-                logger.warning(
-                    "bridge: no REDIS_URL, so SQS dedupe guards, repeats and locks live in the embedded "
-                    "server of this machine only; set REDIS_URL to share them between machines"
-                )
-            self._store_url = shared_store_url(self.settings.redis_url, self.settings.bridge_home)
-            self._store = redis.Redis.from_url(self._store_url)
-        return self._store
+        """The guard store's redis-py client."""
+        return self.store.client
 
     @property
     def redis_url(self) -> str:
         """The guard store's URL (repeats are kept there too)."""
-        self.client  # noqa: B018 - resolves the URL
-        return self._store_url
+        return self.store.url
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         for request in requests:  # every item is checked before anything is claimed or sent
@@ -127,16 +116,14 @@ class SqsBackend(QueueBackend):
 
     def _add(self, request: JobRequest) -> Job:
         queue = request.queue or self.app.conf.task_default_queue
-        guard = f"bridge:guard:{request.job_id}"
         claimed = False
         try:
             if request.idempotency_key is not None:
                 ttl = (request.guard_ttl_ms or self._guard_ttl_ms) + request.delay_ms
-                claimed = bool(self.client.set(guard, queue, nx=True, px=ttl))
-                if not claimed:
-                    standing = self.client.get(guard)
-                    text = standing.decode() if isinstance(standing, bytes) else str(standing or queue)
-                    return Job(id=request.job_id, name=request.name, queue=text, deduplicated=True)
+                standing = self.store.claim(request.job_id, queue, ttl)
+                if standing is not None:
+                    return Job(id=request.job_id, name=request.name, queue=standing, deduplicated=True)
+                claimed = True
             if request.delay_ms > MAX_DELAY_MS:  # longer than SQS can delay: the first of its hops
                 hop = first_hop(request, queue, self.now_ms())
                 self.app.send_task(HOP_TASK, kwargs=hop, task_id=hop_id(request.job_id, 0), queue=queue,
@@ -148,7 +135,7 @@ class SqsBackend(QueueBackend):
                 )  # fmt: skip
         except Exception as exc:
             if claimed:  # the send failed: free the key, so a retry with it can send
-                self.client.delete(guard)
+                self.store.release(request.job_id)
             if _connection_failure(exc):
                 raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
             raise
@@ -191,8 +178,7 @@ class SqsBackend(QueueBackend):
 
     def now_ms(self) -> int:
         """The guard store's clock: one clock for producers and workers on any host."""
-        seconds, micros = self.client.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return self.store.now_ms()
 
     def promote_due(self) -> float | None:
         return None  # SQS delays natively
@@ -223,14 +209,12 @@ class SqsBackend(QueueBackend):
 
     def release_guard(self, job_id: str) -> None:
         try:
-            self.client.delete(f"bridge:guard:{job_id}")
+            self.store.release(job_id)
         except RedisError as exc:
             raise backend_unavailable("releasing an idempotency guard", exc) from None
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self.store.close()
 
 
 def _connection_failure(exc: BaseException | None) -> bool:

@@ -1,0 +1,68 @@
+"""The guard store of a backend whose broker cannot dedupe by itself (SQS, RabbitMQ, ...).
+
+``REDIS_URL``, else the embedded server of ``BRIDGE_HOME`` (one machine only: the
+bridge warns once). It holds the dedupe guards, and everything else such a broker
+cannot keep: delayed jobs, tombstones, repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from bridge.settings import Settings
+
+__all__ = ["GuardStore"]
+
+logger = logging.getLogger("bridge")
+
+
+class GuardStore:
+    """A redis-py client on the guard store, connected on first use."""
+
+    def __init__(self, settings: Settings, broker: str) -> None:
+        self.settings = settings
+        self.broker = broker  # named in the warning: "SQS", "the broker"
+        self._client: redis.Redis | None = None
+        self._url = ""
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            from bridge.embedded.server import shared_store_url
+
+            if not self.settings.redis_url:
+                logger.warning(
+                    "bridge: no REDIS_URL, so %s dedupe guards, repeats and locks live in the embedded "
+                    "server of this machine only; set REDIS_URL to share them between machines",
+                    self.broker,
+                )
+            self._url = shared_store_url(self.settings.redis_url, self.settings.bridge_home)
+            self._client = redis.Redis.from_url(self._url)
+        return self._client
+
+    @property
+    def url(self) -> str:
+        self.client  # noqa: B018 - resolves the URL
+        return self._url
+
+    def now_ms(self) -> int:
+        """The store's clock: one clock for producers and workers on any host."""
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def claim(self, job_id: str, queue: str, ttl_ms: int) -> str | None:
+        """Claim a job's key; None when claimed, else the queue of the job that stands."""
+        if self.client.set(f"bridge:guard:{job_id}", queue, nx=True, px=ttl_ms):
+            return None
+        standing = self.client.get(f"bridge:guard:{job_id}")
+        return standing.decode() if isinstance(standing, bytes) else str(standing or queue)
+
+    def release(self, job_id: str) -> None:
+        self.client.delete(f"bridge:guard:{job_id}")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,205 @@
+"""QUEUE_BACKEND=broker on the real RabbitMQ of this machine: an app that keeps its broker adopts the bridge.
+
+Dedupe guards, delayed jobs and repeats live in the guard store (the system Redis,
+REDIS_URL); the jobs travel on RabbitMQ, published by Celery's own producer, and
+real ``celery worker`` / ``celery beat`` processes run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from kombu import Connection
+
+from bridge import BackendUnavailable, Bridge
+from tests.conftest import CeleryProcess, Server, _service_missing, server_ms, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.worker, pytest.mark.rabbitmq]
+
+AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+APP = "tests.apps.amqp_app"
+RUNS = "test:amqp:runs"  # tests/apps/amqp_app.py (not imported: importing it binds its Bridge)
+
+
+@pytest.fixture
+def rabbit(system_redis: Server, redis_client: redis.Redis) -> Iterator[str]:
+    """RabbitMQ, with the queues the tests use emptied before and after."""
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception:
+        _service_missing(f"RabbitMQ at {AMQP_URL}")
+
+    def purge() -> None:
+        with Connection(AMQP_URL) as conn:
+            channel = conn.default_channel
+            for queue in ("celery", "app:jobs"):
+                try:
+                    channel.queue_purge(queue)
+                except Exception:  # not declared yet
+                    channel = conn.channel()
+
+    purge()
+    yield AMQP_URL
+    purge()
+
+
+@pytest.fixture
+def producer(rabbit: str, system_redis: Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bridge]:
+    """The app's producer side, configured as the app is: its broker, and REDIS_URL for the guard store."""
+    monkeypatch.setenv("REDIS_URL", system_redis.url)
+    monkeypatch.delenv("QUEUE_BACKEND", raising=False)
+    app = Celery("rabbit-producer", set_as_current=False)
+    app.conf.update(broker_url=rabbit, result_backend=system_redis.url)
+    bridge = Bridge(app)
+    yield bridge
+    bridge.close()
+    app.backend.client.connection_pool.disconnect()  # the result backend's, used by AsyncResult
+    app.close()
+
+
+@pytest.fixture
+def start(rabbit: str, system_redis: Server, tmp_path: Path) -> Iterator:
+    processes: list[CeleryProcess] = []
+
+    def run(*args: str, name: str = "worker") -> CeleryProcess:
+        env = system_redis.env(TEST_AMQP_URL=rabbit)
+        env.pop("QUEUE_BACKEND")  # the app's broker decides: RabbitMQ, so QUEUE_BACKEND=broker
+        log = tmp_path / f"{name}.log"
+        process: CeleryProcess = CeleryProcess.spawn([*args, "--loglevel=INFO"], log, env, app=APP)
+        processes.append(process)
+        return process
+
+    yield run
+    for process in processes:
+        process.stop()
+        print(f"--- last lines of {process.log.name} ---\n{process.tail()}")  # shown if the test failed
+
+
+def worker_args(name: str) -> list[str]:
+    return ["worker", "-n", f"{name}@rabbit", "-c", "2", "--without-gossip", "--without-mingle",
+            "--without-heartbeat"]  # fmt: skip
+
+
+def runs(client: redis.Redis) -> list[dict]:
+    return [json.loads(line) for line in client.lrange(RUNS, 0, -1)]
+
+
+def test_the_backend_follows_the_apps_broker(producer: Bridge) -> None:
+    assert producer.settings.queue_backend == "broker"
+    assert type(producer.backend).__name__ == "BrokerBackend"
+
+
+def test_adds_dedupe_and_a_delay_each_run_once(producer: Bridge, start, redis_client: redis.Redis) -> None:
+    jobs = [producer.queue.add("amqp.record", {"key": f"k{i}"}, idempotency_key=f"k{i}") for i in range(3)]
+    again = producer.queue.add("amqp.record", {"key": "k0"}, idempotency_key="k0")
+    assert again.deduplicated
+    assert again.id == jobs[0].id
+    added_at = server_ms(redis_client)
+    delayed = producer.queue.add("amqp.record", {"key": "later"}, delay_ms=1500, idempotency_key="later")
+    assert producer.queue.add(
+        "amqp.record", {"key": "later"}, delay_ms=1500, idempotency_key="later"
+    ).deduplicated
+    assert delayed.due_ms is not None
+    start(*worker_args("w1"))
+    assert wait_for(lambda: len(runs(redis_client)) >= 4, timeout=45)
+    time.sleep(2.0)  # a second run of any of them would show up by now
+    ran = runs(redis_client)
+    assert Counter(r["key"] for r in ran) == {"k0": 1, "k1": 1, "k2": 1, "later": 1}
+    assert {r["id"] for r in ran} == {j.id for j in jobs} | {delayed.id}
+    assert delayed.due_ms - added_at >= 1400
+    assert producer.app.AsyncResult(delayed.id).get(timeout=10) == "later"
+
+
+def test_racing_producers_send_one_job_per_key(producer: Bridge, start, redis_client: redis.Redis) -> None:
+    keys = [f"race-{i}" for i in range(30)]
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def add_all() -> None:
+        for key in keys:
+            job = producer.queue.add("amqp.record", {"key": key}, idempotency_key=key)
+            if not job.deduplicated:
+                with lock:
+                    sent.append(key)
+
+    threads = [threading.Thread(target=add_all) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(sent) == sorted(keys)  # each key sent by exactly one producer
+    start(*worker_args("w1"))
+    assert wait_for(lambda: len(runs(redis_client)) >= len(keys), timeout=60)
+    time.sleep(1.5)
+    assert Counter(r["key"] for r in runs(redis_client)) == dict.fromkeys(keys, 1)
+
+
+def test_delayed_jobs_survive_kill9_of_every_worker(
+    producer: Bridge, start, redis_client: redis.Redis
+) -> None:
+    first = start(*worker_args("w1"), name="w1")
+    delayed = [producer.queue.add("amqp.record", {"key": f"d{i}"}, delay_ms=3000, idempotency_key=f"d{i}")
+               for i in range(5)]  # fmt: skip
+    first.kill9()  # every worker gone while the jobs wait: they wait in Redis, not in a worker
+    assert producer.backend.delayed_count("celery") == 5  # type: ignore[attr-defined]
+    time.sleep(3.5)
+    assert runs(redis_client) == []  # no worker, no run
+    start(*worker_args("w2"), name="w2")
+    assert wait_for(lambda: len(runs(redis_client)) >= 5, timeout=45)
+    time.sleep(1.5)
+    assert Counter(r["id"] for r in runs(redis_client)) == {job.id: 1 for job in delayed}
+    assert producer.backend.delayed_count("celery") == 0  # type: ignore[attr-defined]
+
+
+def test_a_cancelled_delayed_job_never_runs(producer: Bridge, start, redis_client: redis.Redis) -> None:
+    producer.jobs.schedule("amqp.record", {"key": "cancelled"}, delay_ms=1500, idempotency_key="c")
+    kept = producer.jobs.schedule("amqp.record", {"key": "kept"}, delay_ms=1500, idempotency_key="kept")
+    assert producer.jobs.cancel(name="amqp.record", idempotency_key="c") is True
+    assert producer.jobs.cancel(name="amqp.record", idempotency_key="c") is False
+    start(*worker_args("w1"))
+    assert wait_for(lambda: len(runs(redis_client)) >= 1, timeout=45)
+    time.sleep(2.0)
+    assert [r["id"] for r in runs(redis_client)] == [kept.id]
+
+
+def test_repeats_fire_through_beat_once_per_tick(producer: Bridge, start, redis_client: redis.Redis) -> None:
+    start(*worker_args("w1"))
+    start("beat", "-s", os.devnull, name="beat")
+    repeat = producer.jobs.schedule("amqp.record", {"key": "tick"}, every_ms=1000, idempotency_key="tick")
+    assert wait_for(lambda: len(runs(redis_client)) >= 3, timeout=45)
+    assert producer.jobs.cancel(name="amqp.record", idempotency_key="tick", every_ms=1000)
+    ids = [r["id"] for r in runs(redis_client)]
+    assert len(ids) == len(set(ids))  # no tick ran twice
+    assert producer.jobs.list() == []
+    assert repeat.id.startswith("repeat-")
+
+
+def test_a_failed_publish_frees_the_key(rabbit: str, system_redis: Server, redis_client: redis.Redis,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("REDIS_URL", system_redis.url)
+    down = Celery("rabbit-down", set_as_current=False)
+    down.conf.update(broker_url="amqp://guest:guest@127.0.0.1:1//", task_publish_retry=False,
+                     broker_connection_timeout=1, broker_connection_max_retries=0)  # fmt: skip
+    bridge = Bridge(down)
+    up = Celery("rabbit-up", set_as_current=False)
+    up.conf.update(broker_url=rabbit)
+    retry = Bridge(up)
+    try:
+        with pytest.raises(BackendUnavailable) as refused:
+            bridge.queue.add("amqp.record", {"key": "x"}, idempotency_key="x")
+        assert "retrying with the same idempotency_key is safe" in str(refused.value)
+        assert redis_client.keys("bridge:guard:*") == []  # no claimed key without a job
+        assert not retry.queue.add("amqp.record", {"key": "x"}, idempotency_key="x").deduplicated
+    finally:
+        bridge.close()
+        retry.close()
