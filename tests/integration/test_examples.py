@@ -60,21 +60,21 @@ def test_a_configuration_mistake_is_one_line_and_exit_status_2(module, tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines() == [
         f"{module}: configuration error: QUEUE_BACKEND='nonsense' is not a known backend; "
-        "accepted: redis, bullmq, sqs, embedded."
+        "accepted: redis, bullmq, sqs, embedded, broker."
     ]
     assert not home.exists()
 
 
-def test_an_app_on_a_broker_the_bridge_cannot_serve_is_refused_and_starts_no_server(tmp_path):
+def test_an_app_refused_by_the_embedded_backend_starts_no_server(tmp_path):
+    """QUEUE_BACKEND=embedded, but the app keeps its own broker: refused before the server starts."""
     home = tmp_path / "home"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_HOME": str(home),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BRIDGE_HOME": str(home), "QUEUE_BACKEND": "embedded",
            "SHOP_BROKER_URL": "amqp://guest:s3cr3t@127.0.0.1:5672//"}  # fmt: skip
-    for name in ("REDIS_URL", "QUEUE_BACKEND"):
-        env.pop(name, None)
+    env.pop("REDIS_URL", None)
     done = run_example("examples.existing_app", env)
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.splitlines()
-    assert line.startswith("examples.existing_app: configuration error: ")
+    assert line.startswith("examples.existing_app: configuration error: the embedded backend needs")
     assert "s3cr3t" not in line
     assert not home.exists()
 

@@ -1,4 +1,4 @@
-"""celery-redbeat's own test suite passes with the bridge's scheduler and entry classes (peers/redbeat.py)."""
+"""celery-redbeat's own test suite passes with the bridge's scheduler and entry classes in place."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_redbeats_suite_passes_with_the_bridges_classes() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "peers" / "redbeat.py")], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, str(ROOT / "peers" / "redbeat_suite.py")], cwd=ROOT, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

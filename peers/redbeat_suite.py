@@ -14,16 +14,15 @@ Run with ``tox -e peers-redbeat`` (it installs fakeredis and pytz, which the sui
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
+from _sdist import expected_failures, installed_version, sdist_root
+
 HERE = Path(__file__).resolve().parent
-CACHE = HERE.parent / ".peers"
 EXPECTED = HERE / "redbeat_expected_failures.txt"
 
 # Each import of a class the bridge replaces, and what it becomes.
@@ -40,19 +39,7 @@ SUBSTITUTIONS = {
 
 def sdist_tests(version: str) -> Path:
     """The sdist's tests/ folder (downloaded once into .peers/)."""
-    root = CACHE / f"celery-redbeat-{version}"
-    if not root.exists():
-        root.mkdir(parents=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-             f"celery-redbeat=={version}", "-d", str(root)],
-            check=True,
-        )  # fmt: skip
-        (archive,) = root.glob("*.tar.gz")
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data")
-    (tests,) = root.glob("*/tests")
-    return tests
+    return sdist_root("celery-redbeat", version) / "tests"
 
 
 def bridged_copy(tests: Path, stock: bool) -> Path:
@@ -75,20 +62,11 @@ def bridged_copy(tests: Path, stock: bool) -> Path:
     return target
 
 
-def expected_failures() -> dict[str, str]:
-    out = {}
-    for line in EXPECTED.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            test, _, why = line.partition(" ")
-            out[test] = why.strip()
-    return out
-
-
 def main(argv: list[str]) -> int:
     stock = "--stock" in argv
-    version = importlib.metadata.version("celery-redbeat")
+    version = installed_version("celery-redbeat")
     folder = bridged_copy(sdist_tests(version), stock)
-    expected = expected_failures()
+    expected = expected_failures(EXPECTED)
     print(f"celery-redbeat {version} suite with {'redbeat' if stock else 'the bridge'}'s classes")
     for test, why in expected.items():
         print(f"  deselected (fails with redbeat's own classes too): {test}: {why}")
