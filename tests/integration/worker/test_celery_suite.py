@@ -1,0 +1,31 @@
+"""Celery's own integration suite (t/integration/test_tasks.py from its sdist) passes with a bridged worker.
+
+peers/celery_suite.py runs it against a private redis-server with Bridge(app)
+applied to every app the suite's fixtures build; the tests it deselects fail
+without the bridge too (peers/celery_expected_failures.txt, each with its reason).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.worker]
+
+
+def test_celerys_test_tasks_passes_with_a_bridged_worker() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "peers" / "celery_suite.py")], cwd=ROOT, capture_output=True, text=True,
+        timeout=1200,
+    )  # fmt: skip
+    tail = out.stdout[-6000:] + out.stderr[-2000:]
+    assert out.returncode == 0, tail
+    assert re.search(r"bridge: 2 app\(s\) bridged; their worker steps: .*bridge reliable fetch", out.stdout)
+    summary = out.stdout.strip().splitlines()[-1]
+    assert " failed" not in summary, tail
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 50, summary  # the suite ran, not an empty run
