@@ -32,14 +32,8 @@ def celery_worker(
         ],
         stdout=subprocess.DEVNULL,  # the banner; warnings and errors still reach stderr
     )
-    try:
+    with _stopped_on_exit(worker):
         yield worker
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
 
 
 @contextmanager
@@ -49,11 +43,18 @@ def celery_beat(app_module: str) -> Iterator[subprocess.Popen[bytes]]:
         [sys.executable, "-m", "celery", "-A", app_module, "beat", "--loglevel=WARNING", "-s", os.devnull],
         stdout=subprocess.DEVNULL,
     )
-    try:
+    with _stopped_on_exit(beat):
         yield beat
+
+
+@contextmanager
+def _stopped_on_exit(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Warm shutdown (SIGTERM) when the block exits; kill after 20 s."""
+    try:
+        yield
     finally:
-        beat.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         try:
-            beat.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            beat.kill()
+            process.kill()

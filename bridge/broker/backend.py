@@ -19,14 +19,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from bridge.broker.guard import GuardStore
+from bridge.broker.guard import GuardedBackend, GuardStore
 from bridge.broker.scripts import ADD_DELAYED, CANCEL_DELAYED, FORGET, TAKE_DUE
-from bridge.core.backend import QueueBackend
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable
 from bridge.job import Job, JobRequest
@@ -46,7 +44,7 @@ _OWN_BACKEND = {"redis": "redis", "rediss": "redis", "unix": "redis", "socket": 
                 "redis+socket": "redis", "sentinel": "redis", "sqs": "sqs"}  # fmt: skip
 
 
-class BrokerBackend(QueueBackend):
+class BrokerBackend(GuardedBackend):
     """Queue backend on the Celery app's own broker, through Celery's producer."""
 
     @classmethod
@@ -70,16 +68,6 @@ class BrokerBackend(QueueBackend):
             )
         self.store = GuardStore(settings, "broker")
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
-
-    @property
-    def client(self) -> redis.Redis:
-        """The guard store's redis-py client."""
-        return self.store.client
-
-    @property
-    def redis_url(self) -> str:
-        """The guard store's URL (repeats are kept there too)."""
-        return self.store.url
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         return [self._add(request) for request in requests]
@@ -170,16 +158,7 @@ class BrokerBackend(QueueBackend):
     def withdraw(self, job_id: str) -> bool:
         return False  # a published message cannot be taken back from the broker; revoke it
 
-    def release_guard(self, job_id: str) -> None:
-        try:
-            self.store.release(job_id)
-        except RedisError as exc:
-            raise backend_unavailable("releasing an idempotency guard", exc, self.store.url) from None
-
     def install_worker(self) -> None:
         from bridge.worker.rejected import install_rejected
 
         install_rejected(self.app, None)
-
-    def close(self) -> None:
-        self.store.close()

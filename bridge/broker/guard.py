@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 
 import redis
+from redis.exceptions import RedisError
 
+from bridge.core.backend import QueueBackend
+from bridge.errors import backend_unavailable
 from bridge.settings import Settings
 
-__all__ = ["GuardStore"]
+__all__ = ["GuardStore", "GuardedBackend"]
 
 logger = logging.getLogger("bridge")
 
@@ -66,3 +69,28 @@ class GuardStore:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class GuardedBackend(QueueBackend):
+    """A backend whose guards live in a :class:`GuardStore` (``self.store``)."""
+
+    store: GuardStore
+
+    @property
+    def client(self) -> redis.Redis:
+        """The guard store's redis-py client."""
+        return self.store.client
+
+    @property
+    def redis_url(self) -> str:
+        """The guard store's URL (repeats are kept there too)."""
+        return self.store.url
+
+    def release_guard(self, job_id: str) -> None:
+        try:
+            self.store.release(job_id)
+        except RedisError as exc:
+            raise backend_unavailable("releasing an idempotency guard", exc, self.store.url) from None
+
+    def close(self) -> None:
+        self.store.close()

@@ -15,20 +15,15 @@ again: a job is published at least once, never lost.
 
 from __future__ import annotations
 
-__all__ = ["ADD_DELAYED", "CANCEL_DELAYED", "FORGET", "TAKE_DUE"]
+from bridge.core.lua import NOW_MS
 
-_NOW_MS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
+__all__ = ["ADD_DELAYED", "CANCEL_DELAYED", "FORGET", "TAKE_DUE"]
 
 #: KEYS: guard, delayed zset of the queue, queues set, jobs hash
 #: ARGV: job id, queue, delay ms, job JSON, guard ttl ms (or '' for no key)
 #: Returns {0, standing queue} for a duplicate, {1, due ms} for a job now waiting.
 ADD_DELAYED = (
-    _NOW_MS
+    NOW_MS
     + """
 if ARGV[5] ~= '' then
   if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[5]) then
@@ -48,7 +43,7 @@ return {1, due}
 #: Takes jobs whose lease ended and due jobs (up to the limit) into ``promoting``.
 #: Returns {ms until the next due job or -1, id1, job1, id2, job2, ...}.
 TAKE_DUE = (
-    _NOW_MS
+    NOW_MS
     + """
 local now = now_ms()
 local limit = tonumber(ARGV[2])

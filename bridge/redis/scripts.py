@@ -21,11 +21,14 @@ skewed clocks agree on when a job is due.
 
 from __future__ import annotations
 
+from bridge.core.lua import NOW_MS
+
 __all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
 
 # Runs kombu's publish commands (triples from ARGV[first]); only the three
 # commands kombu's redis transport emits are accepted.
-_RUN_COMMANDS = """
+_RUN_COMMANDS = (
+    """
 local function check_commands(list, first)
   for i = first, #list, 3 do
     local c = list[i]
@@ -43,11 +46,9 @@ local function run_commands(list, first)
   end
   return false
 end
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 """
+    + NOW_MS
+)
 
 #: ARGV: key prefix; a JSON array of jobs, each
 #:       [job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),

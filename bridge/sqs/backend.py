@@ -26,13 +26,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from bridge.broker.guard import GuardStore
-from bridge.core.backend import QueueBackend
+from bridge.broker.guard import GuardedBackend, GuardStore
 from bridge.core.redact import redact
 from bridge.errors import (
     BridgeError,
@@ -57,7 +55,7 @@ MAX_MESSAGE_BYTES = 262_144  # SQS's classic MaximumMessageSize: assumed when th
 ENVELOPE_BYTES = 2_048
 
 
-class SqsBackend(QueueBackend):
+class SqsBackend(GuardedBackend):
     """Queue backend on the Celery app's SQS broker, deduped through the guard store."""
 
     # SQS consumes predefined queues only (no ListQueues permission needed).
@@ -80,16 +78,6 @@ class SqsBackend(QueueBackend):
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
         self.store = GuardStore(settings, "SQS")
         register_hop_task(app, self)  # the workers of this app forward long delays
-
-    @property
-    def client(self) -> redis.Redis:
-        """The guard store's redis-py client."""
-        return self.store.client
-
-    @property
-    def redis_url(self) -> str:
-        """The guard store's URL (repeats are kept there too)."""
-        return self.store.url
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         for request in requests:  # every item is checked before anything is claimed or sent
@@ -206,15 +194,6 @@ class SqsBackend(QueueBackend):
         from bridge.sqs.worker import install_sqs_worker
 
         install_sqs_worker(self.app, self.settings, self.is_cancelled)
-
-    def release_guard(self, job_id: str) -> None:
-        try:
-            self.store.release(job_id)
-        except RedisError as exc:
-            raise backend_unavailable("releasing an idempotency guard", exc) from None
-
-    def close(self) -> None:
-        self.store.close()
 
 
 def _connection_failure(exc: BaseException | None) -> bool:
