@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from celery import Celery
 
 from bridge.core import registry
-from bridge.core.backend import QueueBackend, resolve_backend
+from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend, resolve_backend
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
@@ -152,9 +152,7 @@ def _broker_backend(app: Celery) -> str | None:
     url = app.conf.broker_write_url or app.conf.broker_url
     if not isinstance(url, str) or "://" not in url:
         return None
-    scheme = url.split("://", 1)[0].lower()
-    own = ("redis", "rediss", "unix", "socket", "redis+socket", "sentinel", "sqs")
-    return None if scheme in own else "broker"
+    return None if url.split("://", 1)[0].lower() in OWN_BROKER_SCHEMES else "broker"
 
 
 def _redis_broker_url(app: Celery) -> str | None:

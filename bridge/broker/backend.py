@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from bridge.broker.guard import GuardedBackend, GuardStore
 from bridge.broker.scripts import ADD_DELAYED, CANCEL_DELAYED, FORGET, TAKE_DUE
+from bridge.core.backend import OWN_BROKER_SCHEMES
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable
 from bridge.job import Job, JobRequest
@@ -39,9 +40,6 @@ _PREFIX = "bridge:broker:"
 # promoter takes its jobs over (it died mid-send).
 PROMOTE_BATCH = 200
 PROMOTE_LEASE_MS = 30_000
-# The backends of their own: a Redis or SQS broker is served by those.
-_OWN_BACKEND = {"redis": "redis", "rediss": "redis", "unix": "redis", "socket": "redis",
-                "redis+socket": "redis", "sentinel": "redis", "sqs": "sqs"}  # fmt: skip
 
 
 class BrokerBackend(GuardedBackend):
@@ -59,8 +57,8 @@ class BrokerBackend(GuardedBackend):
         self.settings = settings
         self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
         scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
-        if not scheme or scheme in _OWN_BACKEND:
-            own = _OWN_BACKEND.get(scheme)
+        if not scheme or scheme in OWN_BROKER_SCHEMES:
+            own = OWN_BROKER_SCHEMES.get(scheme)
             raise ConfigError(
                 f"QUEUE_BACKEND=broker publishes through the app's own broker, but broker_url="
                 f"{redact(self.url)!r} "
@@ -128,15 +126,13 @@ class BrokerBackend(GuardedBackend):
         next_due, taken = int(reply[0]), reply[1:]
         for raw_id, raw_job in zip(taken[::2], taken[1::2], strict=True):
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if not raw_job:  # cancelled while taken: nothing to publish
-                self.client.eval(FORGET, 2, f"{_PREFIX}promoting", f"{_PREFIX}jobs", job_id)
-                continue
-            job = json.loads(raw_job)
-            try:
-                self._publish(job["name"], job["data"], job_id, job["queue"], job["priority"])
-            except (KombuError, OSError) as exc:
-                # Left in "promoting": when its lease ends a promoter publishes it again.
-                raise backend_unavailable("publishing a due job", exc, self.url) from None
+            if raw_job:  # empty: cancelled while taken, nothing to publish
+                job = json.loads(raw_job)
+                try:
+                    self._publish(job["name"], job["data"], job_id, job["queue"], job["priority"])
+                except (KombuError, OSError) as exc:
+                    # Left in "promoting": when its lease ends a promoter publishes it again.
+                    raise backend_unavailable("publishing a due job", exc, self.url) from None
             self.client.eval(FORGET, 2, f"{_PREFIX}promoting", f"{_PREFIX}jobs", job_id)
         return None if next_due < 0 else next_due / 1000.0
 

@@ -18,7 +18,7 @@ from bridge.job import Job, JobRequest
 if TYPE_CHECKING:
     from bridge.settings import Settings
 
-__all__ = ["BACKENDS", "QueueBackend", "resolve_backend"]
+__all__ = ["BACKENDS", "OWN_BROKER_SCHEMES", "QueueBackend", "resolve_backend"]
 
 BACKENDS: dict[str, str] = {
     "redis": "bridge.redis.backend:RedisBackend",
@@ -26,6 +26,12 @@ BACKENDS: dict[str, str] = {
     "sqs": "bridge.sqs.backend:SqsBackend",
     "broker": "bridge.broker.backend:BrokerBackend",
 }
+
+#: Broker URL schemes served by a backend of their own; any other kombu broker is ``broker``'s.
+OWN_BROKER_SCHEMES: dict[str, str] = {
+    "redis": "redis", "rediss": "redis", "unix": "redis", "socket": "redis", "redis+socket": "redis",
+    "sentinel": "redis", "sqs": "sqs",
+}  # fmt: skip
 
 
 class QueueBackend(ABC):
