@@ -15,7 +15,7 @@ again: a job is published at least once, never lost.
 
 from __future__ import annotations
 
-from bridge.core.lua import NOW_MS
+from bridge.core.lua import NOW_MS, SOONER_DUE
 
 __all__ = ["ADD_DELAYED", "CANCEL_DELAYED", "FORGET", "TAKE_DUE"]
 
@@ -44,6 +44,7 @@ return {1, due}
 #: Returns {ms until the next due job or -1, id1, job1, id2, job2, ...}.
 TAKE_DUE = (
     NOW_MS
+    + SOONER_DUE
     + """
 local now = now_ms()
 local limit = tonumber(ARGV[2])
@@ -68,13 +69,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       taken = taken + 1
     end
   end
-  local head = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-  if #head == 0 then
-    redis.call('SREM', KEYS[1], queue)
-  else
-    local wait = math.max(0, tonumber(head[2]) - now)
-    if next_due < 0 or wait < next_due then next_due = wait end
-  end
+  next_due = sooner_due(KEYS[1], zkey, queue, now, next_due)
 end
 if taken >= limit then next_due = 0 end
 table.insert(out, 1, next_due)

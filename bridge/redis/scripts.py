@@ -21,7 +21,7 @@ skewed clocks agree on when a job is due.
 
 from __future__ import annotations
 
-from bridge.core.lua import NOW_MS
+from bridge.core.lua import NOW_MS, SOONER_DUE
 
 __all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
 
@@ -110,6 +110,7 @@ return cjson.encode(out)
 #: Returns {moved, ms until the next due job or -1 when none}.
 PROMOTE = (
     _RUN_COMMANDS
+    + SOONER_DUE
     + """
 local now = now_ms()
 local limit = tonumber(ARGV[2])
@@ -128,13 +129,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('ZREM', zkey, id)
     moved = moved + 1
   end
-  local head = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-  if #head == 0 then
-    redis.call('SREM', KEYS[1], queue)
-  else
-    local wait = math.max(0, tonumber(head[2]) - now)
-    if next_due < 0 or wait < next_due then next_due = wait end
-  end
+  next_due = sooner_due(KEYS[1], zkey, queue, now, next_due)
   if moved >= limit then return {moved, 0} end
 end
 return {moved, next_due}
