@@ -9,6 +9,7 @@ from celery import Celery
 
 from bridge.core import registry
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend, resolve_backend
+from bridge.core.connect import redis_client
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
@@ -89,12 +90,13 @@ class Bridge:
     def store(self) -> redis.Redis:
         """The Redis of locks and idempotency guards (``LOCK_BACKEND``): shared by every process."""
         if self._store is None:
-            import redis
-
             from bridge.embedded.server import shared_store_url
 
             redis_url = self.settings.redis_url if self.settings.lock_backend == "redis" else None
-            self._store = redis.Redis.from_url(shared_store_url(redis_url, self.settings.bridge_home))
+            self._store = redis_client(
+                shared_store_url(redis_url, self.settings.bridge_home),
+                sentinel_master=self.settings.redis_sentinel_master,
+            )
         return self._store
 
     def lock(
@@ -157,6 +159,6 @@ def _broker_backend(app: Celery) -> str | None:
 
 def _redis_broker_url(app: Celery) -> str | None:
     url = app.conf.broker_write_url or app.conf.broker_url
-    if isinstance(url, str) and url.split("://", 1)[0].lower() in ("redis", "rediss", "unix"):
+    if isinstance(url, str) and OWN_BROKER_SCHEMES.get(url.split("://", 1)[0].lower()) == "redis":
         return url
     return None

@@ -32,8 +32,13 @@ def build(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def _build(settings: Settings, *, start_server: bool) -> dict[str, Any]:
+    broker = _broker(settings, start_server=start_server)
     return {
-        **_broker(settings, start_server=start_server),
+        **broker,
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_sec,
+            **broker.get("result_backend_transport_options", {}),
+        },
         # Keep results a day, like the dedupe guard, then let Redis reclaim them.
         "result_expires": 86_400,
         # JSON only, both ways: a pickle message is never deserialised.
@@ -47,7 +52,6 @@ def _build(settings: Settings, *, start_server: bool) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # A worker process reserves one job at a time: none sit idle behind a long one.
         "worker_prefetch_multiplier": 1,
-        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout_sec},
         # Workers started before Redis keep retrying instead of exiting.
         "broker_connection_retry_on_startup": True,
         # Retry a publish whose connection dropped, a bounded number of times.

@@ -8,6 +8,8 @@ naming the variable, its value (secrets redacted) and what is accepted.
 variable                    meaning
 ==========================  ===============================================
 REDIS_URL                   Redis for the redis backend, guards, repeats, locks
+REDIS_SENTINEL_MASTER       primary's name for a ``sentinel://`` REDIS_URL
+                            (default: ``broker_transport_options["master_name"]``)
 QUEUE_BACKEND               ``redis`` (alias ``bullmq``), ``sqs``, ``embedded``, ``broker``
 JOBS_BACKEND                same values; defaults to QUEUE_BACKEND
 JOBS_QUEUE_NAME             queue of scheduled one-off jobs (``app:jobs``)
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from bridge.core.connect import SOCKET_SCHEMES, is_sentinel, sentinel_target
 from bridge.core.redact import redact
 from bridge.errors import ConfigError
 
@@ -53,7 +56,7 @@ BACKEND_ALIASES: Mapping[str, str] = {
     "broker": "broker",
 }
 LOCK_BACKENDS = ("redis", "embedded")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *SOCKET_SCHEMES, "sentinel")
 DEDUPE_UNTIL = ("expiry", "finish")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -64,6 +67,7 @@ class Settings:
     """Validated bridge settings; build with :meth:`from_env` or directly in tests."""
 
     redis_url: str | None = None
+    redis_sentinel_master: str | None = None
     queue_backend: str = "embedded"
     jobs_backend: str = "embedded"
     jobs_queue_name: str = "app:jobs"
@@ -94,6 +98,8 @@ class Settings:
             # Frozen, but normalised once here so every client (kombu, Celery's result
             # backend, redis-py, redbeat) sees the same verified-TLS URL.
             object.__setattr__(self, "redis_url", _verified_tls(self.redis_url))
+            if is_sentinel(self.redis_url):
+                sentinel_target(self.redis_url, self.redis_sentinel_master)  # names a primary, parses
         needs_redis = {self.queue_backend, self.jobs_backend, self.lock_backend} & {"redis"}
         if needs_redis and not self.redis_url:
             raise ConfigError(
@@ -193,8 +199,11 @@ class Settings:
             _check_positive(label(name), value)
             return value
 
+        # Celery's own place for a Sentinel broker's primary, unless the bridge's setting names one.
+        transport = source.conf.get("broker_transport_options") or {}
         return cls(
             redis_url=redis_url,
+            redis_sentinel_master=get("REDIS_SENTINEL_MASTER") or transport.get("master_name"),
             queue_backend=queue_backend,
             jobs_backend=jobs_backend,
             jobs_queue_name=get("JOBS_QUEUE_NAME") or "app:jobs",
@@ -306,7 +315,9 @@ def _check_redis_url(url: str, name: str = "REDIS_URL") -> None:
     if scheme not in REDIS_SCHEMES:
         raise ConfigError(
             f"{name}={redact(url)!r} is not a Redis URL; use redis://[user:password@]host:port/db, "
-            "rediss:// for TLS, or unix:///path/to/socket."
+            "rediss:// for TLS, unix:///path/to/socket (or redis+socket://), or "
+            "sentinel://host:26379;sentinel://host2:26379 with the primary's name in "
+            "broker_transport_options={'master_name': ...}."
         )
 
 

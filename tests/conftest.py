@@ -28,6 +28,7 @@ import redis
 from celery import Celery
 
 from bridge import Bridge, Settings, celeryconfig
+from bridge.core.connect import redis_client as client_for
 from tests.redis_server import RedisServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,12 @@ class Server:
     """The server a test runs against, and how a process is pointed at it."""
 
     kind: str
-    url: str  # redis-py URL
+    url: str  # redis-py URL, or kombu's sentinel:// URL
     home: Path | None = None  # BRIDGE_HOME of the embedded server
+    sentinel_master: str | None = None  # the primary's name, for a sentinel:// URL
+
+    def client(self) -> redis.Redis:
+        return client_for(self.url, sentinel_master=self.sentinel_master)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {"promote_interval_ms": 100}
@@ -74,18 +79,22 @@ class Server:
         else:
             values.update(queue_backend="redis", jobs_backend="redis", lock_backend="redis")
             values["redis_url"] = self.url
+            values["redis_sentinel_master"] = self.sentinel_master
         values.update(overrides)
         return Settings(**values)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a worker, beat or example process using this server."""
         env = dict(os.environ)
-        for name in ("REDIS_URL", "QUEUE_BACKEND", "JOBS_BACKEND", "LOCK_BACKEND", "BRIDGE_HOME"):
+        for name in ("REDIS_URL", "REDIS_SENTINEL_MASTER", "QUEUE_BACKEND", "JOBS_BACKEND", "LOCK_BACKEND",
+                     "BRIDGE_HOME"):  # fmt: skip
             env.pop(name, None)
         if self.kind == "embedded":
             env.update(QUEUE_BACKEND="embedded", BRIDGE_HOME=str(self.home))
         else:
             env.update(REDIS_URL=self.url, QUEUE_BACKEND="redis")
+        if self.sentinel_master:
+            env.update(REDIS_SENTINEL_MASTER=self.sentinel_master)
         env.update(JOBS_PROMOTE_INTERVAL_MS="100", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         env.update(extra)
         return env
@@ -406,7 +415,7 @@ def start_worker_at(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
     def start(
         server: Server, name: str = "w1", concurrency: int = 1, wait: bool = True, **env: str
     ) -> WorkerProcess:
-        client = redis.Redis.from_url(server.url)
+        client = server.client()
         worker = WorkerProcess.launch(name, tmp_path, server.env(**env), client, concurrency)
         workers.append(worker)
         if wait:

@@ -102,3 +102,85 @@ class RedisServerProcess:
         if not self.log.exists():
             return "(no log)"
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class SentinelGroup:
+    """A primary, one replica and three sentinels (``redis-server --sentinel``) on loopback ports.
+
+    ``url`` is kombu's form, ``sentinel://127.0.0.1:p1;sentinel://...``; the primary is
+    ``MASTER``. Sentinels notice a dead primary after one second and promote the replica.
+    """
+
+    workdir: Path
+    MASTER = "mymaster"
+    primary: RedisServerProcess = field(init=False)
+    replica: RedisServerProcess = field(init=False)
+    sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.primary = RedisServerProcess(self.workdir / "primary")
+        self.replica = RedisServerProcess(self.workdir / "replica")
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self, timeout: float = 30) -> None:
+        self.primary.start()
+        self.replica.extra = ["--replicaof", "127.0.0.1", str(self.primary.port)]
+        self.replica.start()
+        for n in range(3):
+            port = free_port()
+            folder = self.workdir / f"sentinel{n}"
+            folder.mkdir(parents=True)
+            config = folder / "sentinel.conf"  # sentinels rewrite their config: one file each
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\nlogfile {folder / 'sentinel.log'}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                f"sentinel failover-timeout {self.MASTER} 5000\n"
+                f"sentinel parallel-syncs {self.MASTER} 1\n"
+            )
+            args = [redis_server_binary(), str(config), "--sentinel"]
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            self.sentinels.append(proc)
+            self.sentinel_ports.append(port)
+        # Ready for a failover: every sentinel sees the replica and the two other sentinels.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._sees_the_group(port) for port in self.sentinel_ports) and self.in_sync():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the sentinel group did not form:\n{self.primary.tail()}\n{self.replica.tail()}")
+
+    def _sees_the_group(self, port: int) -> bool:
+        try:
+            with redis.Redis(port=port, socket_timeout=1) as sentinel:
+                replicas = sentinel.execute_command("SENTINEL", "REPLICAS", self.MASTER)
+                others = sentinel.execute_command("SENTINEL", "SENTINELS", self.MASTER)
+        except redis.RedisError:
+            return False
+        return len(replicas) == 1 and len(others) == 2
+
+    def in_sync(self) -> bool:
+        """The replica has every write the primary acknowledged (asynchronous replication caught up)."""
+        try:
+            offset = self.primary.client().info("replication")["master_repl_offset"]
+            return bool(self.replica.client().info("replication").get("slave_repl_offset", -1) >= offset)
+        except redis.RedisError:
+            return False
+
+    def primary_port(self) -> int:
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=1) as sentinel:
+            _, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
+        return int(port)
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        self.replica.kill9()
+        self.primary.kill9()

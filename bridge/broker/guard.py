@@ -13,6 +13,7 @@ import redis
 from redis.exceptions import RedisError
 
 from bridge.core.backend import QueueBackend
+from bridge.core.connect import redis_client
 from bridge.errors import backend_unavailable
 from bridge.settings import Settings
 
@@ -42,7 +43,7 @@ class GuardStore:
                     self.broker,
                 )
             self._url = shared_store_url(self.settings.redis_url, self.settings.bridge_home)
-            self._client = redis.Redis.from_url(self._url)
+            self._client = redis_client(self._url, sentinel_master=self.settings.redis_sentinel_master)
         return self._client
 
     @property

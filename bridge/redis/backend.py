@@ -1,7 +1,8 @@
 """Redis backend: jobs go into Celery's own Redis broker lists, deduped atomically.
 
 URL forms: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS),
-``unix:///path/to/socket``. The backend writes into the Celery app's broker, so
+``unix:///path/to/socket`` or ``redis+socket://``, and ``sentinel://h1:26379;sentinel://h2:26379``
+with ``broker_transport_options={"master_name": ...}``. The backend writes into the Celery app's broker, so
 the app's ``broker_url`` must be that Redis (``bridge.celeryconfig`` sets it from
 ``REDIS_URL``); it honours ``broker_transport_options`` such as
 ``global_keyprefix`` and ``priority_steps`` because kombu itself computes every
@@ -29,7 +30,8 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import NoScriptError, RedisError
 
-from bridge.core.backend import QueueBackend
+from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend
+from bridge.core.connect import is_sentinel, redis_client
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable, is_permanent_connection_fault
 from bridge.job import Job, JobRequest
@@ -74,7 +76,7 @@ class RedisBackend(QueueBackend):
         self._letters: DeadLetters | None = None
         self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
         scheme = self.url.split("://", 1)[0].lower()
-        if scheme not in ("redis", "rediss", "unix", "socket", "redis+socket"):
+        if OWN_BROKER_SCHEMES.get(scheme) != "redis":
             raise ConfigError(
                 f"the redis backend writes into the Celery broker, but broker_url={redact(self.url)!r} "
                 "is not Redis. Call app.config_from_object('bridge.celeryconfig') (it sets the broker "
@@ -122,8 +124,14 @@ class RedisBackend(QueueBackend):
                 if self._client is None or self._client_pid != os.getpid():
                     channel = self._builder().channel
                     self._prefix = channel.global_keyprefix or ""
-                    # kombu's own pool parameters: TLS, credentials, socket path, timeouts.
-                    self._client = redis.Redis(connection_pool=redis.ConnectionPool(**channel._connparams()))
+                    if is_sentinel(self.url):
+                        # The primary the sentinels name now, asked again on every reconnect.
+                        master = (self.app.conf.broker_transport_options or {}).get("master_name")
+                        self._client = redis_client(self.url, sentinel_master=master, socket_keepalive=True)
+                    else:
+                        # kombu's own pool parameters: TLS, credentials, socket path, timeouts.
+                        pool = redis.ConnectionPool(**channel._connparams())
+                        self._client = redis.Redis(connection_pool=pool)
                     self._client_pid = os.getpid()
         return self._client
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.core.connect import is_sentinel
 from bridge.settings import Settings
 
 __all__ = ["redis_settings"]
@@ -11,6 +12,8 @@ __all__ = ["redis_settings"]
 
 def redis_settings(url: str, settings: Settings) -> dict[str, Any]:
     """Broker and result backend on ``url``, with the transport options the bridge relies on."""
+    # A Sentinel URL: kombu and Celery's result backend both find the primary by this name.
+    primary = {"master_name": settings.redis_sentinel_master} if is_sentinel(url) else {}
     return {
         "broker_url": url,
         # Results in the same Redis, so app.AsyncResult(job.id) works out of the box.
@@ -21,7 +24,9 @@ def redis_settings(url: str, settings: Settings) -> dict[str, Any]:
             # Detect dead TCP connections instead of hanging on them.
             "socket_keepalive": True,
             "health_check_interval": 25,
+            **primary,
         },
+        "result_backend_transport_options": primary,
     }
 
 

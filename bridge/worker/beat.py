@@ -41,7 +41,11 @@ from celery.utils.imports import symbol_by_name
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 from redbeat.schedules import rrule
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockNotOwnedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bridge.core.connect import redbeat_settings
 from bridge.core.ids import job_id_for
 from bridge.core.registry import bridge_of
 from bridge.core.timetable import Timetable
@@ -282,6 +286,24 @@ class BridgeScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat is unt
             self.lock.extend(int(self.lock_timeout))
             self._extended_at = now
 
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """redbeat's tick, kept alive through a Redis restart or a Sentinel failover.
+
+        redbeat lets a connection error end ``celery beat``; here beat waits the outage
+        out and carries on. A lock that expired meanwhile is taken again the way a
+        standby beat takes it (blocking until free), so two beats never fire together.
+        """
+        try:
+            return float(super().tick(*args, **kwargs))
+        except LockNotOwnedError:
+            logger.warning("bridge beat: the beat lock expired while Redis was unreachable; taking it again")
+            self.lock.acquire()
+            logger.info("bridge beat: lock taken again")
+            return 0.0
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            logger.warning("bridge beat: Redis is unreachable (%s); retrying in %s s", exc, LOOP_INTERVAL_S)
+            return float(LOOP_INTERVAL_S)
+
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         self._keep_lock()
         if not isinstance(entry, BridgeEntry) or not entry.is_repeat:
@@ -326,7 +348,7 @@ def configure_beat(app: Any, jobs_backend: Any) -> None:
         )  # fmt: skip
     redis_url = getattr(jobs_backend, "redis_url", None)
     if redis_url and not conf.get("redbeat_redis_url"):
-        conf.redbeat_redis_url = redis_url
+        conf.update(redbeat_settings(redis_url, jobs_backend.settings.redis_sentinel_master))
     if not conf.get("redbeat_redis_options"):
         # Explicit, so redbeat does not hand the broker's transport options to redis-py.
         conf.redbeat_redis_options = {"health_check_interval": 25}
