@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from bridge.errors import ConfigError, InvalidInput, backend_unavailable
 
 if TYPE_CHECKING:
+    from bridge.broker.backend import BrokerBackend
     from bridge.core.backend import QueueBackend
     from bridge.jobs import Repeat
 
@@ -20,7 +23,7 @@ __all__ = ["QueueCounts", "collect", "parse_queues"]
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """Counts of one queue; exact on Redis and the embedded server.
+    """Counts of one queue; exact on Redis and the embedded server (see :func:`collect` for other brokers).
 
     Attributes:
         waiting: messages in the queue, all priority sub-queues counted.
@@ -57,14 +60,14 @@ def collect(
 
     ``repeats`` lists the standing repeats (``bridge.jobs.list``), counted per queue.
     """
+    from bridge.broker.backend import BrokerBackend
     from bridge.redis.backend import RedisBackend
 
     backend: Any = queue_backend
+    if isinstance(backend, BrokerBackend):
+        return _broker_counts(backend, queues, repeats)
     if not isinstance(backend, RedisBackend):
-        raise ConfigError(
-            "jobs stats counts Redis and embedded queues; for SQS run jobs stats-sqs; on another broker "
-            "(QUEUE_BACKEND=broker) use the broker's own tools, e.g. rabbitmqctl list_queues."
-        )
+        raise ConfigError("jobs stats counts Redis, embedded and broker queues; for SQS run jobs stats-sqs.")
     try:
         channel = backend._builder().channel
         steps = channel.priority_steps
@@ -100,3 +103,61 @@ def collect(
             failed=chunk[len(steps) + 1],
         )
     return out
+
+
+# How long ``jobs stats`` waits for workers to say what they hold (Celery's inspect).
+INSPECT_TIMEOUT_S = 1.0
+
+
+def _broker_counts(
+    backend: BrokerBackend, queues: Sequence[str], repeats: Callable[[], list[Repeat]]
+) -> dict[str, QueueCounts]:
+    """Counts on another kombu broker: waiting from the broker, active from the workers.
+
+    The broker counts messages ready for delivery (AMQP's ``queue.declare``, passive: a
+    queue that does not exist counts 0 and is not created). What workers hold
+    unacknowledged (running or prefetched) is what they report to Celery's
+    ``inspect active``/``reserved``; delayed jobs and dead letters are in the guard store.
+    """
+    app: Any = backend.app
+    waiting: dict[str, int] = {}
+    try:
+        with app.connection_for_read() as connection:
+            for queue in queues:
+                channel = connection.channel()  # a missing queue closes its channel
+                try:
+                    waiting[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                except connection.channel_errors:
+                    waiting[queue] = 0
+                finally:
+                    with contextlib.suppress(*connection.connection_errors, *connection.channel_errors):
+                        channel.close()
+        inspect = app.control.inspect(timeout=INSPECT_TIMEOUT_S)
+        held = [*_tasks(inspect.active()), *_tasks(inspect.reserved())]
+    except (KombuError, OSError) as exc:
+        raise backend_unavailable("jobs stats", exc, backend.url) from None
+    try:
+        letters = backend.dead_letters()
+        delayed = {queue: backend.delayed_count(queue) for queue in queues}
+        failed = {queue: letters.count(queue) for queue in queues}
+        standing = repeats()
+    except RedisError as exc:
+        raise backend_unavailable("jobs stats", exc, backend.store.url) from None
+    active: dict[str, int] = {}
+    for task in held:
+        routing_key = str((task.get("delivery_info") or {}).get("routing_key"))
+        active[routing_key] = active.get(routing_key, 0) + 1
+    return {
+        queue: QueueCounts(
+            waiting=waiting[queue],
+            active=active.get(queue, 0),
+            delayed=delayed[queue],
+            scheduled=sum(1 for r in standing if r.queue == queue),
+            failed=failed[queue],
+        )
+        for queue in queues
+    }
+
+
+def _tasks(reply: dict[str, list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
+    return [task for tasks in (reply or {}).values() for task in tasks]

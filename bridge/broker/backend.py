@@ -23,9 +23,11 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from bridge.broker.deadletters import PublishedDeadLetters
 from bridge.broker.guard import GuardedBackend, GuardStore
 from bridge.broker.scripts import ADD_DELAYED, CANCEL_DELAYED, FORGET, TAKE_DUE
 from bridge.core.backend import OWN_BROKER_SCHEMES
+from bridge.core.publish import send_detached
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable
 from bridge.job import Job, JobRequest
@@ -65,6 +67,7 @@ class BrokerBackend(GuardedBackend):
                 + (f"is served by QUEUE_BACKEND={own}; use that." if own else "is not set; set broker_url.")
             )
         self.store = GuardStore(settings, "broker")
+        self._letters: PublishedDeadLetters | None = None
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
@@ -108,7 +111,7 @@ class BrokerBackend(GuardedBackend):
     def _publish(
         self, name: str, data: dict[str, Any], job_id: str, queue: str, priority: int | None
     ) -> None:
-        self.app.send_task(name, kwargs=data, task_id=job_id, queue=queue, priority=priority)
+        send_detached(self.app, name, kwargs=data, task_id=job_id, queue=queue, priority=priority)
 
     def _release_quietly(self, job_id: str) -> None:
         try:
@@ -154,7 +157,19 @@ class BrokerBackend(GuardedBackend):
     def withdraw(self, job_id: str) -> bool:
         return False  # a published message cannot be taken back from the broker; revoke it
 
+    def key(self, *parts: str) -> str:
+        """A bridge key in the guard store."""
+        return "bridge:" + ":".join(parts)
+
+    def dead_letters(self) -> PublishedDeadLetters:
+        """Jobs that failed for good, per queue, kept in the guard store (recorded by this app's workers)."""
+        if self._letters is None:
+            self._letters = PublishedDeadLetters(self.app, self, self.settings.dlq_max)
+        return self._letters
+
     def install_worker(self) -> None:
         from bridge.worker.rejected import install_rejected
 
-        install_rejected(self.app, None)
+        letters = self.dead_letters()
+        letters.install()
+        install_rejected(self.app, letters)

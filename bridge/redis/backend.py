@@ -35,8 +35,9 @@ from bridge.core.connect import is_sentinel, redis_client
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable, is_permanent_connection_fault
 from bridge.job import Job, JobRequest
+from bridge.redis.capture import capturing_channel
 from bridge.redis.config import redis_settings
-from bridge.redis.deadletters import DeadLetters
+from bridge.redis.deadletters import RedisDeadLetters
 from bridge.redis.message import CeleryMessageBuilder, Envelope, send_after_publish
 from bridge.redis.scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
 from bridge.settings import Settings
@@ -73,7 +74,7 @@ class RedisBackend(QueueBackend):
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self._letters: DeadLetters | None = None
+        self._letters: RedisDeadLetters | None = None
         self.url = str(app.conf.broker_write_url or app.conf.broker_url or "")
         scheme = self.url.split("://", 1)[0].lower()
         if OWN_BROKER_SCHEMES.get(scheme) != "redis":
@@ -108,7 +109,7 @@ class RedisBackend(QueueBackend):
                 options = connection._extract_failover_opts()
                 options.setdefault("errback", _give_up_on_permanent_faults)
                 connection.ensure_connection(**options)
-                channel = connection.default_channel
+                channel = capturing_channel(connection)
             except (KombuError, RedisError, OSError) as exc:
                 connection.release()
                 raise backend_unavailable("connecting to the Redis broker", exc, self.url) from None
@@ -213,10 +214,10 @@ class RedisBackend(QueueBackend):
         except RedisError as exc:
             raise backend_unavailable("releasing an idempotency guard", exc, self.url) from None
 
-    def dead_letters(self) -> DeadLetters:
+    def dead_letters(self) -> RedisDeadLetters:
         """Jobs that failed for good, per queue (recorded by this app's workers)."""
         if self._letters is None:
-            self._letters = DeadLetters(self.app, self, self.settings.dlq_max)
+            self._letters = RedisDeadLetters(self.app, self, self.settings.dlq_max)
         return self._letters
 
     def install_worker(self) -> None:

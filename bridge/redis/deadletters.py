@@ -1,4 +1,4 @@
-"""Dead letters on Redis: jobs that failed for good, kept per queue to inspect and retry.
+"""Dead letters: jobs that failed for good, kept per queue in Redis to inspect and retry.
 
 A job fails for good when its retries are exhausted or it raised an error it
 does not retry (Celery's ``task_failure``; a retry is not a failure). The worker
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from bridge.redis.message import CeleryMessageBuilder
 
-__all__ = ["DeadLetter", "DeadLetters"]
+__all__ = ["DeadLetter", "DeadLetters", "LetterStore", "RedisDeadLetters"]
 
 logger = logging.getLogger("bridge.deadletters")
 
@@ -45,13 +45,17 @@ return 1
 """
 
 
-class LetterBackend(Protocol):
-    """What dead letters use of the Redis backend that creates them (so this module needn't import it)."""
+class LetterStore(Protocol):
+    """Where dead letters are kept: a Redis client, and the key of a queue's list."""
 
     @property
     def client(self) -> redis.Redis: ...
 
     def key(self, *parts: str) -> str: ...
+
+
+class LetterBackend(LetterStore, Protocol):
+    """What Redis dead letters use of the backend that creates them (so this module needn't import it)."""
 
     def _builder(self) -> CeleryMessageBuilder: ...
 
@@ -81,9 +85,12 @@ class DeadLetter:
 
 
 class DeadLetters:
-    """Record, list, retry and purge dead letters of a Redis backend."""
+    """Record, list, retry and purge dead letters, kept in Redis lists (``store.key("dead", queue)``).
 
-    def __init__(self, app: Celery, backend: LetterBackend, max_entries: int) -> None:
+    How a retried letter goes back onto its queue is the backend's: :meth:`_requeue`.
+    """
+
+    def __init__(self, app: Celery, backend: LetterStore, max_entries: int) -> None:
         self.app = app
         self.backend = backend
         self.max_entries = max_entries
@@ -159,13 +166,16 @@ class DeadLetters:
                         "id", f"{job_id!r} was rejected unrun ({letter.exc_type}) and cannot be retried."
                     )
                 continue
-            envelope = self.backend._builder().build(letter.id, letter.name, letter.data, letter.queue, None)
-            retried += int(self.backend._script(RETRY, [self.key(queue)], [raw, *envelope.commands]))
+            retried += int(self._requeue(self.key(queue), raw, letter))
             if job_id is not None:
                 break
         if job_id is not None and not retried:
             raise InvalidInput("id", f"no dead letter with id {job_id!r} in queue {queue!r}.")
         return retried
+
+    def _requeue(self, key: str, raw: str, letter: DeadLetter) -> bool:
+        """Take ``raw`` out of the list ``key`` and put its job back on its queue; False: already gone."""
+        raise NotImplementedError
 
     def purge(self, queue: str) -> int:
         """Delete every dead letter of ``queue``; returns how many there were."""
@@ -180,6 +190,16 @@ class DeadLetters:
             r.decode() if isinstance(r, bytes) else r
             for r in self.backend.client.lrange(self.key(queue), 0, limit - 1)
         ]
+
+
+class RedisDeadLetters(DeadLetters):
+    """Dead letters of a Redis backend: a retry moves the letter back into Celery's list in one script."""
+
+    backend: LetterBackend
+
+    def _requeue(self, key: str, raw: str, letter: DeadLetter) -> bool:
+        envelope = self.backend._builder().build(letter.id, letter.name, letter.data, letter.queue, None)
+        return bool(self.backend._script(RETRY, [key], [raw, *envelope.commands]))
 
 
 def _letter(raw: str) -> DeadLetter:

@@ -163,7 +163,8 @@ def _take_args(channel: Any, keys: list[str]) -> list[Any]:
 def _brpop_start(self: Any, timeout: float | None = None) -> None:
     """Send this channel's next fetch command (kombu's poller reads the reply when it arrives)."""
     if timeout is None:
-        timeout = self.brpop_timeout
+        # kombu 5.6 made it a transport option; before, kombu's own fetch waited 1 s.
+        timeout = getattr(self, "brpop_timeout", 1)
     queues = self._queue_cycle.consume(len(self.active_queues))
     if not queues:
         return
@@ -219,7 +220,10 @@ def _brpop_read(self: Any, **options: Any) -> bool:
         return True
     finally:
         self._in_poll = None
-        self._flush_brpop_reauth()  # the connection is idle now: kombu's moment for a re-auth
+        # The connection is idle now: kombu's moment for a re-auth (kombu 5.7 added it).
+        reauth = getattr(self, "_flush_brpop_reauth", None)
+        if reauth is not None:
+            reauth()
 
 
 def _take_now(channel: Any, connection: Any, keys: list[str]) -> Any:

@@ -4,9 +4,9 @@ Why this is ours: the dedupe claim and the enqueue must be one atomic Redis step
 (a Lua script), so the bridge cannot let kombu write the message itself. It still
 wants the message to be exactly what ``app.send_task`` writes: protocol 2 headers,
 the app's task routes, priorities, queue declaration, ``before_task_publish``
-hooks. So it runs Celery's real publish path on a producer whose batch hook
-(kombu >= 5.7's ``_publish_batch``) collects the final ``LPUSH``/``PEXPIRE``/
-``PUBLISH`` commands and stops there; the Lua script then runs them.
+hooks. So it runs Celery's real publish path on a channel of its own that collects the
+final ``LPUSH``/``PEXPIRE``/``PUBLISH`` commands and stops there
+(:mod:`bridge.redis.capture`); the Lua script then runs them.
 
 Running that whole path costs more than the Redis round trip it replaces, so for
 the common case (no ``before_task_publish`` receivers, not called from inside a
@@ -37,11 +37,10 @@ from kombu.utils.json import dumps as kombu_dumps
 from kombu.utils.json import loads as kombu_loads
 
 from bridge.errors import BackendError, InvalidJob
+from bridge.redis.capture import PUBLISH_COMMANDS, Captured
 
 __all__ = ["CeleryMessageBuilder", "Envelope"]
 
-# Commands kombu's redis transport emits for a publish; the Lua scripts accept no others.
-ALLOWED_COMMANDS = frozenset({"lpush", "pexpire", "publish"})
 _PREFIXED = frozenset(PrefixedStrictRedis.PREFIXED_SIMPLE_COMMANDS)
 _TEMPLATE_ID = "00000000-0000-4000-8000-000000000000"
 _PAYLOAD = object()  # where the message goes in a template's commands
@@ -88,34 +87,6 @@ def fast_kwargsrepr(kwargs: Mapping[str, Any], maxsize: int) -> str | None:
     return out if len(out) <= maxsize // 2 else None
 
 
-class _Captured(Exception):
-    """Raised inside kombu's publish once the final Redis commands are known."""
-
-    def __init__(self, message: dict[str, Any], commands: list[tuple[str, Any, Any]]) -> None:
-        super().__init__("captured")
-        self.message = message
-        self.commands = commands
-
-
-class _CommandSink:
-    """Receives the commands kombu's redis ``_put`` would pipeline."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, Any, Any]] = []
-
-    def add(self, name: str, *args: Any) -> None:
-        self.commands.append((name, *args))
-
-
-class _CapturingBatch:
-    """Stands in for kombu's per-producer batch: route like kombu, then stop."""
-
-    def publish(self, channel: Any, message: dict[str, Any], **kwargs: Any) -> None:
-        sink = _CommandSink()
-        channel.basic_publish(message, _publish_batch=sink, **kwargs)
-        raise _Captured(message, sink.commands)
-
-
 @dataclass(frozen=True)
 class _Template:
     # kombu's JSON of the message, split at the per-job slots: literal, slot name,
@@ -140,11 +111,10 @@ class CeleryMessageBuilder:
         self.channel = channel
         self.prefix: str = getattr(channel, "global_keyprefix", "") or ""
         self._producer = Producer(channel, auto_declare=False)
-        # Every publish through this producer is captured, never sent.
-        self._producer._batch_local.current = _CapturingBatch()
         self._templates: dict[tuple[str, str | None, int | None], _Template | None] = {}
         self._kwargsrepr_maxsize = app.amqp.kwargsrepr_maxsize
-        self._repr_maxlevels = app.conf.task_repr_maxlevels
+        # Celery 5.5 added the setting; before it saferepr's default (3) applied.
+        self._repr_maxlevels = app.conf.get("task_repr_maxlevels", 3)
         self._origin_pid = -1
         self._origin = ""
         # app.thread_oid is per thread, and so is this builder.
@@ -189,10 +159,11 @@ class CeleryMessageBuilder:
         if priority is not None:
             options["priority"] = priority
         try:
-            self.app.send_task(
-                name, args=(), kwargs=kwargs, task_id=job_id, producer=self._producer, **options
-            )
-        except _Captured as captured:
+            with self.channel.capture():  # every publish on this channel is captured, never sent
+                self.app.send_task(
+                    name, args=(), kwargs=kwargs, task_id=job_id, producer=self._producer, **options
+                )
+        except Captured as captured:
             message, commands = captured.message, captured.commands
         except KeyError as exc:
             # Celery raises KeyError for a queue name it does not know when
@@ -200,9 +171,11 @@ class CeleryMessageBuilder:
             raise InvalidJob(
                 "queue", f"Celery does not know queue {exc}; declare it in task_queues."
             ) from None
-        else:  # pragma: no cover - only if kombu stops honouring the batch hook
-            raise BackendError("kombu published a message the bridge did not capture; pin kombu 5.7.")
-        unknown = {c[0] for c in commands} - ALLOWED_COMMANDS
+        else:  # pragma: no cover - only if kombu stops publishing through basic_publish
+            raise BackendError(
+                "kombu published a message the bridge did not capture; use kombu 5.3.7 to 5.7."
+            )
+        unknown = {c[0] for c in commands} - PUBLISH_COMMANDS
         if unknown or not commands:
             raise BackendError(f"unexpected Redis commands from kombu: {sorted(unknown)}")
         return message, commands

@@ -31,6 +31,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from bridge.broker.guard import GuardedBackend, GuardStore
+from bridge.core.publish import send_detached
 from bridge.core.redact import redact
 from bridge.errors import (
     BridgeError,
@@ -114,10 +115,10 @@ class SqsBackend(GuardedBackend):
                 claimed = True
             if request.delay_ms > MAX_DELAY_MS:  # longer than SQS can delay: the first of its hops
                 hop = first_hop(request, queue, self.now_ms())
-                self.app.send_task(HOP_TASK, kwargs=hop, task_id=hop_id(request.job_id, 0), queue=queue,
+                send_detached(self.app, HOP_TASK, kwargs=hop, task_id=hop_id(request.job_id, 0), queue=queue,
                                    DelaySeconds=MAX_DELAY_MS // 1000)  # fmt: skip
             else:
-                self.app.send_task(
+                send_detached(self.app,
                     request.name, kwargs=request.data, task_id=request.job_id, queue=queue,
                     priority=request.priority, **self._properties(request),
                 )  # fmt: skip

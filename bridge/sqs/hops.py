@@ -26,6 +26,8 @@ from celery import Celery
 from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
+from bridge.core.publish import send_detached
+
 if TYPE_CHECKING:
     import redis
 
@@ -94,11 +96,13 @@ def register_hop_task(app: Celery, backend: HopBackend) -> None:
             if remaining > MAX_DELAY_MS:
                 forward = {"job_id": job_id, "name": name, "data": data, "queue": queue,
                            "priority": priority, "due_ms": due_ms, "hop": hop + 1}  # fmt: skip
-                backend.app.send_task(HOP_TASK, kwargs=forward, task_id=hop_id(job_id, hop + 1),
+                send_detached(backend.app, HOP_TASK, kwargs=forward, task_id=hop_id(job_id, hop + 1),
                                       queue=queue, DelaySeconds=MAX_DELAY_MS // 1000)  # fmt: skip
                 return "hopped"
             delay = {"DelaySeconds": math.ceil(remaining / 1000)} if remaining > 0 else {}
-            backend.app.send_task(name, kwargs=data, task_id=job_id, queue=queue, priority=priority, **delay)
+            send_detached(
+                backend.app, name, kwargs=data, task_id=job_id, queue=queue, priority=priority, **delay
+            )
             return "sent"
         except Exception:
             backend.client.delete(claim)  # the forward did not happen: the redelivered hop retries it

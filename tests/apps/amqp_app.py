@@ -42,3 +42,16 @@ def block(self: Any, key: str) -> None:
     """Holds the worker until killed (the test kills it with its job unacked)."""
     ledger().rpush("test:amqp:blocked", key)
     ledger().blpop(["test:amqp:release"], timeout=60)
+
+
+class PaymentDeclined(Exception):
+    pass
+
+
+@app.task(name="amqp.fail_once", bind=True)
+def fail_once(self: Any, key: str) -> str:
+    """Fails for good on its first run (no retry: a dead letter), succeeds when retried from there."""
+    if ledger().sadd("test:amqp:failed-once", key):
+        raise PaymentDeclined(f"{key}: card declined")
+    ledger().rpush(RUNS, json.dumps({"id": self.request.id, "key": key, "data": {}}))
+    return key

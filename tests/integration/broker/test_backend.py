@@ -7,8 +7,11 @@ real ``celery worker`` / ``celery beat`` processes run them.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -62,6 +65,10 @@ def producer(rabbit: str, system_redis: Server, monkeypatch: pytest.MonkeyPatch)
     app.conf.update(broker_url=rabbit, result_backend=system_redis.url)
     bridge = Bridge(app)
     yield bridge
+    # An AsyncResult a test followed is in a reference cycle: collected now, its __del__
+    # unsubscribes while the app is open, not later in another test's thread (on Celery
+    # 5.3 with redis-py 5, against a closed pool, that deadlocks).
+    gc.collect()
     bridge.close()
     app.backend.client.connection_pool.disconnect()  # the result backend's, used by AsyncResult
     app.close()
@@ -104,6 +111,8 @@ def test_adds_dedupe_and_a_delay_each_run_once(producer: Bridge, start, redis_cl
     again = producer.queue.add("amqp.record", {"key": "k0"}, idempotency_key="k0")
     assert again.deduplicated
     assert again.id == jobs[0].id
+    # queue.add returns a Job: the producer is left subscribed to no job's result channel.
+    assert producer.app.backend.result_consumer.subscribed_to == set()
     added_at = server_ms(redis_client)
     delayed = producer.queue.add("amqp.record", {"key": "later"}, delay_ms=1500, idempotency_key="later")
     assert producer.queue.add(
@@ -203,3 +212,51 @@ def test_a_failed_publish_frees_the_key(rabbit: str, system_redis: Server, redis
     finally:
         bridge.close()
         retry.close()
+
+
+def jobs_cli(rabbit: str, system_redis: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """``jobs -A tests.apps.amqp_app ...`` as a user runs it beside the app."""
+    env = system_redis.env(TEST_AMQP_URL=rabbit)
+    env.pop("QUEUE_BACKEND")
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "-A", APP, *args], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_stats_and_dead_letters(producer: Bridge, start, rabbit: str, system_redis: Server,
+                                redis_client: redis.Redis) -> None:  # fmt: skip
+    for i in range(3):
+        producer.queue.add("amqp.record", {"key": f"w{i}"})
+    producer.queue.add("amqp.record", {"key": "later"}, delay_ms=600_000)
+    producer.jobs.schedule("amqp.record", {"key": "tick"}, every_ms=60_000)
+    expected = {"waiting": 3, "active": 0, "delayed": 1, "scheduled": 0, "failed": 0}
+    assert wait_for(lambda: producer.stats(["celery"])["celery"].as_json() == expected, timeout=20), (
+        producer.stats(["celery"])
+    )
+    assert producer.stats(["app:jobs"])["app:jobs"].scheduled == 1
+    assert producer.stats(["never-declared"])["never-declared"].waiting == 0  # counted, not created
+
+    start(*worker_args("w1"), name="w1")
+    assert wait_for(lambda: len(runs(redis_client)) == 3, timeout=45)
+    producer.queue.add("amqp.block", {"key": "held"})
+    assert wait_for(lambda: redis_client.llen("test:amqp:blocked") == 1, timeout=30)
+    assert wait_for(lambda: producer.stats(["celery"])["celery"].active == 1, timeout=20)
+    redis_client.rpush("test:amqp:release", "go")
+
+    # A job that fails for good is a dead letter in the guard store; a retry publishes it again.
+    failed = producer.queue.add("amqp.fail_once", {"key": "order-7"})
+    assert wait_for(lambda: producer.stats(["celery"])["celery"].failed == 1, timeout=30)
+    listed = jobs_cli(rabbit, system_redis, "dlq", "list", "--queue", "celery", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [letter] = json.loads(listed.stdout)
+    assert (letter["id"], letter["exc_type"], letter["data"]) == (failed.id, "PaymentDeclined", {"key": "order-7"})
+    retried = jobs_cli(rabbit, system_redis, "dlq", "retry", "--queue", "celery", "--id", failed.id, "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout) == {"retried": 1}
+    assert wait_for(lambda: any(r["key"] == "order-7" for r in runs(redis_client)), timeout=30)
+    assert [r["id"] for r in runs(redis_client) if r["key"] == "order-7"] == [failed.id]  # its own id
+    shown = jobs_cli(rabbit, system_redis, "stats", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["celery"] == {"waiting": 0, "active": 0, "delayed": 1, "scheduled": 0,
+                                                  "failed": 0}  # fmt: skip

@@ -1,0 +1,23 @@
+"""Publishing a job through Celery's own producer when the caller keeps no ``AsyncResult``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["send_detached"]
+
+
+def send_detached(app: Any, name: str, **options: Any) -> None:
+    """``app.send_task(name, **options)``, then let go of Celery's watch on the job's result.
+
+    With a Redis result backend, ``send_task`` subscribes the producer to the job's
+    result channel and leaves the unsubscribe to ``AsyncResult.__del__``, wherever the
+    garbage collector happens to run it: on Celery 5.3 with redis-py 5 that can be
+    inside another thread's redis-py pool lock, and producers adding from several
+    threads deadlocked. The bridge returns a ``Job``, not the ``AsyncResult``, so it
+    unsubscribes here, in the caller's thread; ``app.AsyncResult(job.id)`` still works.
+    """
+    result = app.send_task(name, **options)
+    backend, result.backend = result.backend, None  # __del__ has nothing left to do
+    if backend is not None:
+        backend.remove_pending_result(result)
