@@ -250,7 +250,8 @@ def test_stats_and_dead_letters(producer: Bridge, start, rabbit: str, system_red
     listed = jobs_cli(rabbit, system_redis, "dlq", "list", "--queue", "celery", "--json")
     assert listed.returncode == 0, listed.stderr
     [letter] = json.loads(listed.stdout)
-    assert (letter["id"], letter["exc_type"], letter["data"]) == (failed.id, "PaymentDeclined", {"key": "order-7"})
+    assert (letter["id"], letter["exc_type"]) == (failed.id, "PaymentDeclined")
+    assert letter["data"] == {"key": "order-7"}
     retried = jobs_cli(rabbit, system_redis, "dlq", "retry", "--queue", "celery", "--id", failed.id, "--json")
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout) == {"retried": 1}
