@@ -1,11 +1,15 @@
-"""Shared by the peer-suite runners: the sdist of an installed project, downloaded once into .peers/."""
+"""Shared by the peer-suite runners: an installed project's sdist (downloaded once into .peers/), a private
+redis-server, and the pytest run of the suite."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import socket
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent.parent / ".peers"
@@ -40,3 +44,39 @@ def expected_failures(path: Path) -> dict[str, str]:
             test, _, why = line.partition(" ")
             out[test] = why.strip()
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, port
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit(f"redis-server did not start on port {port}")
+
+
+def run_suite(root: Path, env: dict[str, str], plugins: list[str], files: list[str], deselect: Iterable[str],
+              options: list[str], server: subprocess.Popen[bytes]) -> int:  # fmt: skip
+    """Run ``files`` of the sdist at ``root`` under pytest, then stop the private ``server``."""
+    args = [sys.executable, "-m", "pytest", *plugins, "-q", "-rfE", *files,
+            *(f"--deselect={test}" for test in deselect), *options]  # fmt: skip
+    try:
+        return subprocess.run(args, cwd=root, env=env).returncode
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -16,41 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _sdist import expected_failures, installed_version, sdist_root
+from _sdist import expected_failures, installed_version, run_suite, sdist_root, start_redis
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "celery_expected_failures.txt"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, port
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit(f"redis-server did not start on port {port}")
 
 
 def main(argv: list[str]) -> int:
@@ -79,13 +52,7 @@ def main(argv: list[str]) -> int:
         plugins = ["-p", "no:cacheprovider", "-p", "no:celery", "-p", "celery.contrib.pytest"]
         if not stock:
             plugins += ["-p", "celery_bridged"]
-        args = [sys.executable, "-m", "pytest", *plugins, "-q", "-rfE", *files,
-                *(f"--deselect={test}" for test in expected), *options]  # fmt: skip
-        try:
-            return subprocess.run(args, cwd=root, env=env).returncode
-        finally:
-            server.terminate()
-            server.wait(10)
+        return run_suite(root, env, plugins, files, expected, options, server)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ if the server stops, the connection drops, or the record fails because Redis
 just went away, the message is gone. The restart tests lost up to one job per
 worker per outage that way.
 
-In each worker of a bridged app (not in producers), the bridge replaces how
-kombu's Redis channel fetches:
+In each worker of a bridged app (not in producers), the bridge's own transport
+(:mod:`bridge.redis.transport`, whose channel and QoS call this module) changes
+how kombu's Redis channel fetches:
 
 * **take**: one Lua script pops the first message in kombu's key order (queues
   in their fair cycle, priority sublists in priority order) and writes it to
@@ -52,9 +53,7 @@ from dataclasses import dataclass, field
 from time import monotonic, time
 from typing import Any
 
-from celery import Celery, bootsteps
-
-__all__ = ["TAKE_SCRIPT", "install_reliable_fetch"]
+__all__ = ["TAKE_SCRIPT", "ack", "brpop_read", "brpop_start", "forget", "state_of", "taken_by_us"]
 
 logger = logging.getLogger("bridge.reliable_fetch")
 
@@ -117,8 +116,10 @@ class _Fetch:
     """One channel's fetch state (kombu's poller keeps one command in flight per channel)."""
 
     keys: list[str] = field(default_factory=list)
-    sent: str = ""  # "take", "wait" or "brpop": the command whose reply is pending
-    hot: bool = False  # the last take found a message: take again without waiting first
+    sent: str = ""  # "take", "wait", "brpop" or "kombu" (kombu's own fetch): the pending reply
+    # Take without waiting first: at the start (messages may already wait on any list, at any
+    # priority) and while messages keep coming (the last take found one).
+    hot: bool = True
     wait_key: str = ""
     brpop_only: bool = False
     score: str = ""  # the clock value sent with the pending take: the unacked score it writes
@@ -140,7 +141,7 @@ _taken = _Taken()
 _owed: dict[str, tuple[str, str]] = {}
 
 
-def _fetch(channel: Any) -> _Fetch:
+def state_of(channel: Any) -> _Fetch:
     state = channel.__dict__.get("_bridge_fetch")
     if state is None:
         state = channel.__dict__["_bridge_fetch"] = _Fetch()
@@ -154,13 +155,13 @@ def _prefixed(channel: Any, keys: list[str]) -> list[str]:
 
 def _take_args(channel: Any, keys: list[str]) -> list[Any]:
     """EVALSHA's arguments for a take; the score it writes is kept for the acks to come."""
-    state = _fetch(channel)
+    state = state_of(channel)
     state.score = repr(time())
     lists = _prefixed(channel, [*keys, channel.unacked_key, channel.unacked_index_key])
     return [TAKE_SHA, len(lists), *lists, len(keys), state.score]
 
 
-def _brpop_start(self: Any, timeout: float | None = None) -> None:
+def brpop_start(self: Any, timeout: float | None = None) -> None:
     """Send this channel's next fetch command (kombu's poller reads the reply when it arrives)."""
     if timeout is None:
         # kombu 5.6 made it a transport option; before, kombu's own fetch waited 1 s.
@@ -168,7 +169,7 @@ def _brpop_start(self: Any, timeout: float | None = None) -> None:
     queues = self._queue_cycle.consume(len(self.active_queues))
     if not queues:
         return
-    state = _fetch(self)
+    state = state_of(self)
     state.keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
     connection = self.client.connection
     if _owed:
@@ -186,9 +187,9 @@ def _brpop_start(self: Any, timeout: float | None = None) -> None:
     connection.send_command(*command)
 
 
-def _brpop_read(self: Any, **options: Any) -> bool:
+def brpop_read(self: Any, **options: Any) -> bool:
     """Read the pending fetch reply; deliver the message it took, if any (kombu's contract)."""
-    state = _fetch(self)
+    state = state_of(self)
     connection = self.client.connection
     try:
         try:
@@ -273,14 +274,16 @@ def _deliver_popped(channel: Any, state: _Fetch, reply: Any) -> bool:
 
 def _deliver(channel: Any, dest: str, item: bytes | str, *, recorded: bool, score: str = "") -> None:
     """Hand one taken list item to kombu, as kombu's ``_brpop_read`` does after its pop."""
-    text = item.decode() if isinstance(item, bytes) else item
     try:
+        text = item.decode() if isinstance(item, bytes) else item
         message = json.loads(text)
-    except json.JSONDecodeError as exc:
-        rejects = getattr(type(channel), "_bridge_rejects", None)
-        if rejects is None:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        rejects = channel.rejects
+        if rejects is None:  # not the app's worker consumer: kombu's behaviour
             raise
-        rejects.on_unparsable(dest, exc.doc, "not JSON")
+        shown = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "not JSON"
+        rejects.on_unparsable(dest, shown, why)  # the take recorded nothing: cjson could not decode it
         return
     tag = message["properties"]["delivery_tag"] if recorded else None
     _taken.tag, _taken.score, _taken.appended = tag, score, False
@@ -363,67 +366,41 @@ def _empty() -> Exception:
     return Empty()
 
 
-def _patch_kombu() -> None:
-    """Install the reliable fetch in this process's kombu Redis channels (workers only, once)."""
-    from kombu.transport import redis as kombu_redis
+def taken_by_us(qos: Any, delivery_tag: str) -> bool:
+    """Whether kombu's ``QoS.append`` is for the message a take just recorded (then it is in memory only)."""
+    if _taken.tag is None or delivery_tag != _taken.tag:
+        return False
+    _taken.appended = True
+    qos.__dict__.setdefault("_bridge_scores", {})[delivery_tag] = _taken.score
+    return True
+
+
+def ack(qos: Any, delivery_tag: str, kombu_ack: Any) -> None:
+    """``QoS.ack``: kombu's, except where Redis cannot be reached (the ack is owed, not lost)."""
     from kombu.transport.virtual import base as virtual
 
-    channel_cls: Any = kombu_redis.Channel
-    qos_cls: Any = kombu_redis.QoS
-    if getattr(channel_cls, "_bridge_reliable_fetch", False):
+    score = qos.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
+    if getattr(qos.channel, "closed", False):
+        # Celery closed the connection this job came on after losing it. It still acks
+        # the jobs it then cancelled ("cannot be acknowledged after a connection loss,
+        # terminating it instead"), counting on the ack to fail so that the job comes
+        # back; but the old channel's pool reaches a restarted server, and the ack
+        # would drop a job that never ran. A job that succeeded is acked; any other is
+        # put back on its queue (both owed: sent on the next fetch, if still ours).
+        if score is not None:
+            _owe(delivery_tag, score, _ack_or_restore(qos, delivery_tag), "its connection was lost")
+        virtual.QoS.ack(qos, delivery_tag)  # otherwise kombu's sweep hands it out again
         return
-    append, ack, reject = qos_cls.append, qos_cls.ack, qos_cls.reject
-
-    def qos_append(self: Any, message: Any, delivery_tag: str) -> None:
-        if _taken.tag is not None and delivery_tag == _taken.tag:
-            _taken.appended = True
-            self.__dict__.setdefault("_bridge_scores", {})[delivery_tag] = _taken.score
-            virtual.QoS.append(self, message, delivery_tag)  # in memory: the take recorded it in Redis
-            return
-        append(self, message, delivery_tag)
-
-    def qos_ack(self: Any, delivery_tag: str) -> None:
-        score = self.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
-        if getattr(self.channel, "closed", False):
-            # Celery closed the connection this job came on after losing it. It still acks
-            # the jobs it then cancelled ("cannot be acknowledged after a connection loss,
-            # terminating it instead"), counting on the ack to fail so that the job comes
-            # back; but the old channel's pool reaches a restarted server, and the ack
-            # would drop a job that never ran. A job that succeeded is acked; any other is
-            # put back on its queue (both owed: sent on the next fetch, if still ours).
-            if score is not None:
-                _owe(delivery_tag, score, _ack_or_restore(self, delivery_tag), "its connection was lost")
-            virtual.QoS.ack(self, delivery_tag)  # otherwise kombu's sweep hands it out again
-            return
-        try:
-            ack(self, delivery_tag)
-        except self.channel.connection_errors as exc:
-            if score is None:  # not our take: kombu's behaviour (Celery logs the failed ack)
-                raise
-            why = f"{type(exc).__name__}: Redis unreachable"
-            _owe(delivery_tag, score, _ack_or_restore(self, delivery_tag), why)
-            virtual.QoS.ack(self, delivery_tag)  # so closing the channel does not requeue it too
-
-    def qos_reject(self: Any, delivery_tag: str, requeue: bool = False) -> None:
-        self.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)
-        reject(self, delivery_tag, requeue=requeue)
-
-    qos_cls.append, qos_cls.ack, qos_cls.reject = qos_append, qos_ack, qos_reject
-    channel_cls._brpop_start = _brpop_start
-    channel_cls._brpop_read = _brpop_read
-    channel_cls._bridge_reliable_fetch = True
+    try:
+        kombu_ack(delivery_tag)
+    except qos.channel.connection_errors as exc:
+        if score is None:  # not our take: kombu's behaviour (Celery logs the failed ack)
+            raise
+        why = f"{type(exc).__name__}: Redis unreachable"
+        _owe(delivery_tag, score, _ack_or_restore(qos, delivery_tag), why)
+        virtual.QoS.ack(qos, delivery_tag)  # so closing the channel does not requeue it too
 
 
-def install_reliable_fetch(app: Celery) -> None:
-    """Fetch reliably in every worker of ``app`` (a consumer bootstep; producers are untouched)."""
-
-    class BridgeReliableFetch(bootsteps.Step):  # type: ignore[misc]  # celery is untyped
-        """Consumer bootstep: patches before the consumer's first fetch."""
-
-        label = "bridge reliable fetch"
-
-        def __init__(self, parent: Any, **kwargs: Any) -> None:
-            super().__init__(parent, **kwargs)
-            _patch_kombu()
-
-    app.steps["consumer"].add(BridgeReliableFetch)
+def forget(qos: Any, delivery_tag: str) -> None:
+    """``QoS.reject``: the take's score of a rejected message is no longer needed."""
+    qos.__dict__.get("_bridge_scores", {}).pop(delivery_tag, None)

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
-from bridge.worker.rejected import RejectedMessages
-
-__all__ = ["envelope_problem", "tolerate_bad_items"]
+__all__ = ["envelope_problem"]
 
 
 def envelope_problem(message: Any) -> str | None:
@@ -44,33 +41,3 @@ def envelope_problem(message: Any) -> str | None:
         except (binascii.Error, ValueError):
             return "body is not valid base64"
     return None
-
-
-def tolerate_bad_items(rejected: RejectedMessages) -> None:
-    """Make this process's kombu Redis transport reject list items that are not kombu messages.
-
-    Why this patches kombu: its transport hands a decoded list item to the
-    consumer's callback chain without checking its shape, and the worker's only
-    way in before that point is the class. Items that are not JSON at all are
-    caught earlier, where the worker's fetch decodes them (``bridge.redis.fetch``
-    calls ``on_unparsable`` through ``Channel._bridge_rejects``). Only workers
-    call this, once per process.
-    """
-    from kombu.transport import redis as kombu_redis
-
-    channel_cls: Any = kombu_redis.Channel
-    transport_cls: Any = kombu_redis.Transport
-    if getattr(channel_cls, "_bridge_rejects", None) is not None:
-        channel_cls._bridge_rejects = rejected
-        return
-    deliver = transport_cls._deliver
-
-    def _deliver(self: Any, message: Any, queue: str | None) -> Any:
-        problem = envelope_problem(message)
-        if problem is not None:
-            channel_cls._bridge_rejects.on_unparsable(str(queue), json.dumps(message)[:2000], problem)
-            return None
-        return deliver(self, message, queue)
-
-    channel_cls._bridge_rejects = rejected
-    transport_cls._deliver = _deliver

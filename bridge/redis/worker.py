@@ -1,9 +1,9 @@
 """What a Redis (or embedded) backend adds to its app's workers, installed by ``RedisBackend.install_worker``.
 
 * dead letters: a job that failed for good is recorded by the worker that ran it;
-* rejected messages: a list item that is not a kombu message is rejected, not fatal;
-* the reconnect guard: a worker survives Redis going away while it holds jobs;
-* the reliable fetch: a job is taken and recorded as unacked in one step.
+* the bridge's kombu transport (:mod:`bridge.redis.transport`): the reliable fetch,
+  list items that are not kombu messages rejected rather than fatal, and a worker
+  that survives Redis going away while it holds jobs.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from celery import Celery
 
 from bridge.redis.deadletters import DeadLetters
-from bridge.redis.fetch import install_reliable_fetch
-from bridge.redis.reconnect import install_reconnect_guard
-from bridge.redis.rejected import tolerate_bad_items
+from bridge.redis.transport import install_transport, use_rejects
 from bridge.worker.rejected import install_rejected
 
 __all__ = ["install_redis_worker"]
@@ -22,6 +20,5 @@ __all__ = ["install_redis_worker"]
 def install_redis_worker(app: Celery, letters: DeadLetters) -> None:
     """Install the Redis pieces into ``app``'s workers (bootsteps and signals: producers are untouched)."""
     letters.install()
-    install_rejected(app, letters, on_consumer=tolerate_bad_items)
-    install_reconnect_guard(app)
-    install_reliable_fetch(app)
+    install_rejected(app, letters, on_consumer=use_rejects)
+    install_transport(app)

@@ -15,6 +15,8 @@ What the bridge adds, in each worker of the app:
   taken off the queue and rejected like the others (``bridge.redis.rejected``
   plugs that in; kombu already does this for its fanout messages, not for queue
   items);
+* a task message whose body is not ``[args, kwargs, embed]`` is refused as an
+  invalid task before Celery unpacks it (unpacking it stopped the worker);
 * each rejected message is logged at WARNING with its id and the reason, and
   kept in the queue's dead letters (``jobs dlq list --queue Q``) with
   ``rejected: true``, ``attempts: 0`` and an empty ``data``: the body is never
@@ -149,5 +151,53 @@ def install_rejected(
             if on_consumer is not None:
                 on_consumer(rejected)
 
+    class BridgeTaskShapes(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
+        """Consumer bootstep, after Celery builds its task strategies: each checks the body's shape first."""
+
+        label = "bridge task message shapes"
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+
+        def start(self, parent: Any) -> None:
+            strategies = parent.strategies  # the dict Celery's task handler reads, this consumer's own
+            for name, strategy in list(strategies.items()):
+                if not getattr(strategy, "checks_shape", False):
+                    strategies[name] = _checking_shape(strategy)
+
     app.steps["consumer"].add(BridgeRejectedMessages)
+    app.steps["consumer"].add(BridgeTaskShapes)
     return rejected
+
+
+def _checking_shape(strategy: Callable[..., Any]) -> Callable[..., Any]:
+    """``strategy``, refusing a protocol 2 body that is not ``[args, kwargs, embed]``.
+
+    Celery unpacks the body inside the strategy, outside the errors its consumer
+    handles: a JSON object or ``[]`` there ended the worker with "Unrecoverable
+    error", and every restarted worker died on the same message. Refused as
+    ``InvalidTaskError``, the message goes Celery's own way for invalid tasks
+    (logged, taken off the queue, ``task_rejected``) and the worker carries on.
+    """
+    from celery.exceptions import InvalidTaskError
+
+    def checked(message: Any, payload: Any, *args: Any, **kwargs: Any) -> Any:
+        if payload is None and isinstance(message.headers, dict) and "task" in message.headers:
+            problem = _body_problem(message.decode())  # decoded once: Celery reads the same cache
+            if problem is not None:
+                raise InvalidTaskError(f"task message {message.headers.get('id')!r}: {problem}")
+        return strategy(message, payload, *args, **kwargs)
+
+    checked.checks_shape = True  # type: ignore[attr-defined]
+    return checked
+
+
+def _body_problem(body: Any) -> str | None:
+    if not isinstance(body, list | tuple) or len(body) != 3:
+        return f"body is a {type(body).__name__}, not [args, kwargs, embed]"
+    args, kwargs, embed = body
+    if not isinstance(args, list | tuple):
+        return f"args is a {type(args).__name__}, not a list"
+    if not isinstance(kwargs, dict):
+        return f"kwargs is a {type(kwargs).__name__}, not an object"
+    if not isinstance(embed, dict | None):
+        return f"embed is a {type(embed).__name__}, not an object"
+    return None

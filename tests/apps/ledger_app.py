@@ -150,3 +150,28 @@ def _stall_before_ack(task_id: str = "", task: Any = None, **_: Any) -> None:
     if getattr(task, "name", None) == "ledger.capture" and client().exists("test:stall_after_body"):
         client().rpush("test:body_done", task_id)
         time.sleep(60)  # the test kills the worker in this window
+
+
+@app.task(name="ledger.kombu_state")
+def kombu_state() -> dict[str, Any]:
+    """What this worker process runs: its broker transport, and any kombu/Celery class the bridge changed.
+
+    Scans the classes of the modules a worker's fetch, acks and consumer live in for a
+    function defined in the bridge: a class-wide patch would show up here.
+    """
+    import importlib
+    import inspect
+
+    patched = []
+    for module_name in ("kombu.transport.redis", "kombu.transport.virtual.base", "kombu.messaging",
+                        "kombu.connection", "celery.worker.consumer.consumer", "celery.worker.request",
+                        "celery.app.base", "celery.app.amqp"):  # fmt: skip
+        module = importlib.import_module(module_name)
+        for cls_name, cls in vars(module).items():
+            if not inspect.isclass(cls) or cls.__module__ != module_name:
+                continue
+            for attr, value in vars(cls).items():
+                function = getattr(value, "__func__", value)
+                if getattr(function, "__module__", "").startswith("bridge"):
+                    patched.append(f"{module_name}.{cls_name}.{attr}")
+    return {"broker_transport": app.conf.broker_transport, "patched": patched}

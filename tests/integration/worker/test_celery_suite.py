@@ -26,9 +26,7 @@ def test_celerys_test_tasks_passes_with_a_bridged_worker() -> None:
     tail = out.stdout[-6000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
     # The session app and each test's app: every one of them bridged, the worker with the bridge's steps.
-    bridged = re.search(
-        r"bridge: (\d+) app\(s\) bridged; their worker steps: .*bridge reliable fetch", out.stdout
-    )
+    bridged = re.search(r"bridge: (\d+) app\(s\) bridged; their worker steps: .*bridge transport", out.stdout)
     assert bridged, tail
     assert int(bridged.group(1)) >= 2
     summary = out.stdout.strip().splitlines()[-1]

@@ -95,9 +95,17 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
     publish(bridge, json.dumps([[], {}, {}]).encode(), "application/json", unknown)
     sent[unknown["id"]] = "NotRegistered"
 
+    # Task messages whose body is not [args, kwargs, embed]: Celery's unpacking stopped the worker.
+    for body in ({"not": "a task"}, [], [[], [], {}], ["a", {}, {}]):
+        shaped_wrong = task_headers()
+        publish(bridge, json.dumps(body).encode(), "application/json", shaped_wrong)
+        sent[shaped_wrong["id"]] = "InvalidTaskError"
+
     # Not kombu messages at all: each of these alone used to stop the worker.
     redis_client.lpush("celery", b"\x00 this is not JSON")
     redis_client.lpush("celery", json.dumps({"hello": 1}))
+    redis_client.lpush("celery", b"\xff\xfe\x80 not even UTF-8")
+    redis_client.lpush("celery", pickle.dumps({"raw": "pickle"}))
     # Shaped like one (the worker's fetch records it as unacked), but its body is not base64.
     properties = {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
                   "delivery_info": {"exchange": "", "routing_key": "celery"}}  # fmt: skip
@@ -116,7 +124,7 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
 
     # Counted and visible: one dead letter each, with its id and the reason.
     letters = {e.id: e for e in bridge.dead_letters.entries("celery")}
-    assert len(letters) == len(sent) + 3
+    assert len(letters) == len(sent) + 5
     for message_id, kind in sent.items():
         assert letters[message_id].exc_type == kind
         assert letters[message_id].rejected
@@ -124,7 +132,7 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
     assert "application/x-python-serialize" in letters[pickled["id"]].exc_message
     assert letters[unknown["id"]].name == "no.such.task"
     malformed = [e for e in letters.values() if e.exc_type == "MalformedMessage"]
-    assert len(malformed) == 3
+    assert len(malformed) == 5
     # Nothing rejected is left unacked, for kombu's sweep to hand out again and again.
     assert redis_client.hlen("unacked") == 0 == redis_client.zcard("unacked_index")
     assert bridge.stats(["celery"])["celery"].failed == len(letters)
