@@ -60,11 +60,20 @@ def _build(settings: Settings, *, start_server: bool) -> dict[str, Any]:
         # Report STARTED, so a running job is told apart from a waiting one.
         "task_track_started": True,
         # On losing the broker connection, stop unacked jobs rather than let them run twice.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Before Celery 5.7 stopping them could end the worker ("Unrecoverable error": the
+        # revoke fails against the unreachable result backend), so there a job runs on (and
+        # runs again after the visibility timeout: that Celery loses its ack).
+        "worker_cancel_long_running_tasks_on_connection_loss": _celery_version() >= (5, 7),
         # One clock for schedules and ETAs across machines.
         "enable_utc": True,
         "timezone": "UTC",
     }
+
+
+def _celery_version() -> tuple[int, int]:
+    from celery import VERSION
+
+    return int(VERSION.major), int(VERSION.minor)
 
 
 def _broker(settings: Settings, *, start_server: bool) -> dict[str, Any]:

@@ -14,6 +14,15 @@ What the subclasses change, each explained where it is written:
 * **list items that are not kombu messages** are rejected, not fatal
   (:meth:`BridgeTransportMixin._deliver`, with :mod:`bridge.redis.rejected`).
 
+kombu's private methods this module overrides, the one place the bridge does:
+``Channel._brpop_start``/``_brpop_read`` (kombu's poller calls them to send and read
+a fetch: the reliable fetch is a different pair of commands), ``Channel._connparams``
+(every connection of a channel is made from it: the one place to refuse a closed
+channel) and ``Transport._deliver`` (the only point between a decoded list item and
+the consumer's callbacks). They are kombu's hooks for exactly this in its own
+subclasses (``SentinelChannel`` overrides ``_get_pool``); tested by kombu's own Redis
+suite (``peers/kombu_suite.py``).
+
 ``redis://``, ``rediss://`` and ``sentinel://`` URLs keep their form: Celery
 passes ``broker_transport`` to kombu with the URL. kombu picks the transport of a
 ``redis+socket://`` URL from its ``redis+`` prefix and ignores the setting, so
@@ -24,6 +33,7 @@ does for ``redis+socket://``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -62,6 +72,15 @@ class BridgeQoS(kombu_redis.QoS):
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         fetch.forget(self, delivery_tag)
         super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int | None = None) -> Any:
+        # kombu before 5.6 calls this every 10 s without an interval, and its default (10)
+        # makes one sweep of ten calls: a dead worker's jobs came back after up to 100 s
+        # whatever the visibility timeout. Then every call sweeps; later kombu passes the
+        # throttle its transport options set (``unacked_restore_throttle``).
+        if interval is None:
+            interval = getattr(self.channel, "unacked_restore_throttle", 1)
+        return super().restore_visible(start=start, num=num, interval=interval)  # type: ignore[no-untyped-call]
 
 
 class BridgeChannelMixin:
@@ -135,8 +154,6 @@ class BridgeTransportMixin:
             rejects = self.Channel.rejects
             if rejects is None:  # not a worker of the app: kombu's behaviour
                 return super()._deliver(message, queue)  # type: ignore[misc]
-            import json
-
             rejects.on_unparsable(str(queue), json.dumps(message)[:2000], problem)
             return None
         return super()._deliver(message, queue)  # type: ignore[misc]

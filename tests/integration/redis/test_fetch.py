@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+import celery
 import pytest
 import redis
 from celery import Celery
@@ -18,6 +19,9 @@ from celery import Celery
 from bridge import Bridge, celeryconfig
 from bridge.redis.fetch import SETTLE_SCRIPT, TAKE_SCRIPT
 from tests.conftest import Server, read_ledger, wait_for
+
+# bridge.celeryconfig stops running jobs on a lost broker connection from Celery 5.7 on.
+CANCELS_ON_CONNECTION_LOSS = celery.VERSION >= (5, 7)
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
@@ -132,7 +136,9 @@ def test_a_job_cut_off_by_a_redis_restart_runs_again_soon_and_once(private_redis
 
     kombu's pool reached the restarted server and the ack went through: the job was
     gone without having run. The bridge owes a restore instead and sends it once the
-    worker is back, long before the visibility timeout (600 s here) would.
+    worker is back, long before the visibility timeout (600 s here) would. Before Celery
+    5.7 stopping the job ended the worker, so ``bridge.celeryconfig`` lets it run on
+    there: it finishes once, and runs again after the visibility timeout.
     """
     client = private_redis.client()
     server = Server("redis", private_redis.url)
@@ -148,9 +154,17 @@ def test_a_job_cut_off_by_a_redis_restart_runs_again_soon_and_once(private_redis
         assert wait_for(lambda: client.llen("test:ledger") == 1, timeout=60), worker.tail()
         time.sleep(2)  # a second run would show now
         assert [(line["id"], line["key"]) for line in read_ledger(client)] == [(job.id, "cut-off")]
-        assert client.llen("test:deliveries") == 2  # the run that was cut off, and the one that finished
-        assert client.hlen("unacked") == 0 == client.llen("celery")
-        assert "puts it back on its queue" in worker.log.read_text()
+        assert client.llen("celery") == 0
+        if CANCELS_ON_CONNECTION_LOSS:
+            assert client.llen("test:deliveries") == 2  # the run that was cut off, and the one that finished
+            assert "puts it back on its queue" in worker.log.read_text()
+            assert client.hlen("unacked") == 0
+        else:
+            # It ran on through the outage, once; Celery before 5.7 loses its ack with the
+            # connection, so the record stays and the job runs again after the visibility
+            # timeout (at least once, as the README says for those versions).
+            assert client.llen("test:deliveries") == 1
+            assert client.hlen("unacked") == 1
     finally:
         bridge.close()
         client.close()
