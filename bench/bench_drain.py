@@ -24,7 +24,8 @@ Each measurement, per backend and round:
 
 Three variants: the system Redis, the embedded server, and the system Redis with
 a worker that fetches with kombu's own ``BRPOP`` instead of the bridge's reliable
-fetch (``BENCH_FETCH=kombu``: ``bench/drain_app.py`` drops that one bootstep).
+fetch (``BENCH_FETCH=kombu``: ``bench/drain_app.py`` drops the bootstep that selects
+the bridge's transport, so kombu's own runs).
 The order of the variants rotates every round. The report is two markdown tables
 of the median jobs/s: embedded / system Redis (the issue's target: at least
 0.9), and reliable fetch / kombu's fetch (target: at least 0.9, the bridge must
@@ -120,9 +121,10 @@ def worker_env(**values: str) -> dict[str, str]:
 
 
 class Bench:
-    def __init__(self, redis_url: str, jobs: int, poll_s: float) -> None:
+    def __init__(self, redis_url: str, jobs: int, poll_s: float, embedded: bool = True) -> None:
         self.jobs = jobs
         self.poll_s = poll_s
+        self.pool_args = ["-c", "2", "-P", "prefork"]
         self.home = Path(tempfile.mkdtemp(prefix="bd-"))  # short: unix socket paths are < 100 bytes
         self.logs = Path(tempfile.mkdtemp(prefix="bench-drain-logs-"))
         self.backends: list[Backend] = []
@@ -147,6 +149,8 @@ class Bench:
                 worker_env=worker_env(REDIS_URL=redis_url, QUEUE_BACKEND="redis", BENCH_FETCH="kombu"),
             )
         )
+        if not embedded:
+            return
         server = EmbeddedServer(self.home)
         self.backends.append(
             Backend(
@@ -176,7 +180,7 @@ class Bench:
     def start_worker(self, backend: Backend, hostname: str, log: Path) -> subprocess.Popen[bytes]:
         args = [
             sys.executable, "-m", "celery", "-A", "bench.drain_app", "worker",
-            "-n", hostname, "-c", "2", "-P", "prefork",
+            "-n", hostname, *self.pool_args,
             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING",
         ]  # fmt: skip
         with log.open("wb") as out:

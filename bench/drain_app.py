@@ -19,12 +19,13 @@ app = Celery("bench-drain")
 app.config_from_object("bridge.celeryconfig")
 bridge = Bridge(app)
 if os.environ.get("BENCH_FETCH") == "kombu":
-    # The baseline of the fetch comparison: kombu's own BRPOP fetch, without the bridge's
-    # reliable fetch (bridge/reliable_fetch.py); everything else stays bridged.
-    app.steps["consumer"] = {s for s in app.steps["consumer"] if s.label != "bridge reliable fetch"}
+    # The baseline of the fetch comparisons: kombu's own Redis transport (its BRPOP fetch)
+    # instead of the bridge's (bridge/redis/transport.py); everything else stays bridged.
+    app.steps["consumer"] = {s for s in app.steps["consumer"] if s.label != "bridge transport"}
 
 TASK_NAME = "bench.noop"
 COUNTER = "bench:done"  # INCR once per run: the benchmark's exact completion check
+STAMPS = "bench:stamps"  # bench_pickup.py: "<added µs> <started µs>" per run, on the server's clock
 READY = "bench:ready:"  # + hostname; the server time (µs) and counter when the worker was ready
 
 
@@ -36,6 +37,13 @@ def client() -> redis.Redis:
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
 def noop(**_: Any) -> None:
     client().incr(COUNTER)
+
+
+@app.task(name="bench.stamp", ignore_result=True)  # type: ignore[untyped-decorator]
+def stamp(added_us: int) -> None:
+    """Record when the job started, on the server's clock (as its add was)."""
+    seconds, micros = client().time()
+    client().rpush(STAMPS, f"{added_us} {int(seconds) * 1_000_000 + int(micros)}")
 
 
 @signals.worker_process_init.connect

@@ -20,10 +20,12 @@ how kombu's Redis channel fetches:
 * **wait**: when the queues are empty, the channel blocks on one key with
   ``BLMOVE key key RIGHT RIGHT`` (pop the tail and push it back where it was:
   nothing moves), which returns as soon as that list holds a message; then it
-  takes. The key waited on is the one that last yielded a message (at first the
-  first queue's plain key): other keys are looked at after each wait of
-  ``brpop_timeout`` (1 s), which bounds how long an idle worker takes to notice
-  a first message on a priority sublist or a second queue.
+  takes. The key waited on is the plain key of the first queue the channel
+  consumes. Every other list (priority sublists, other queues) is watched by the
+  channel's doorbell (:mod:`bridge.redis.bell`), which unblocks the wait as soon as
+  one is written to. Where the server refuses the doorbell, the key waited on is
+  the one that last yielded a message, and the other lists are looked at after
+  each wait of ``brpop_timeout`` (1 s).
 
 Acks across an outage. An ack that cannot reach Redis, for a job that
 succeeded, is owed: the worker sends it on its first fetch after reconnecting,
@@ -123,6 +125,10 @@ class _Fetch:
     wait_key: str = ""
     brpop_only: bool = False
     score: str = ""  # the clock value sent with the pending take: the unacked score it writes
+    # The fetch connection's CLIENT ID, for the doorbell's CLIENT UNBLOCK, and the socket it
+    # was read on (a reconnect gives the same connection object a new id).
+    client_id: int | None = None
+    client_sock: Any = None
 
 
 @dataclass
@@ -161,6 +167,47 @@ def _take_args(channel: Any, keys: list[str]) -> list[Any]:
     return [TAKE_SHA, len(lists), *lists, len(keys), state.score]
 
 
+def _waited_queue(channel: Any) -> str:
+    """The queue whose plain key an idle channel blocks on: the first it consumes."""
+    active = channel.active_queues
+    ordered = [queue for queue in channel._active_queues if queue in active]
+    return str(ordered[0] if ordered else sorted(active)[0])
+
+
+def _wait_key(channel: Any, state: _Fetch) -> str:
+    """The key to block on; opens the doorbell for every other key (None if refused)."""
+    from bridge.redis import bell
+
+    if len(state.keys) > 1:
+        waited = _waited_queue(channel)
+        prefixes = bell.bell_prefixes(
+            waited, list(channel.active_queues), channel.sep, channel.global_keyprefix or ""
+        )
+        if bell.ring_for(channel, prefixes) is not None:
+            _learn_client_id(channel, state)
+            return waited
+    return state.wait_key if state.wait_key in state.keys else state.keys[0]
+
+
+def _learn_client_id(channel: Any, state: _Fetch) -> None:
+    """The fetch connection's id, read once per socket (the connection is idle here)."""
+    connection = channel.client.connection
+    if state.client_sock is connection._sock and state.client_id is not None:
+        return
+    connection.send_command("CLIENT", "ID")
+    state.client_id = int(channel.client.parse_response(connection, "CLIENT"))
+    state.client_sock = connection._sock
+
+
+def unblock_wait(channel: Any) -> bool:
+    """The doorbell rang: end the channel's ``BLMOVE`` now, so that it takes (True if it did)."""
+    state = state_of(channel)
+    if state.sent != "wait" or state.client_id is None or getattr(channel, "_closing", False):
+        return False  # taking already: the take sees the new message
+    with channel.conn_or_acquire() as client:
+        return bool(client.execute_command("CLIENT", "UNBLOCK", state.client_id))
+
+
 def brpop_start(self: Any, timeout: float | None = None) -> None:
     """Send this channel's next fetch command (kombu's poller reads the reply when it arrives)."""
     if timeout is None:
@@ -179,8 +226,7 @@ def brpop_start(self: Any, timeout: float | None = None) -> None:
     elif state.hot:
         state.sent, command = "take", ["EVALSHA", *_take_args(self, state.keys)]
     else:
-        key = state.wait_key if state.wait_key in state.keys else state.keys[0]
-        waited = _prefixed(self, [key])[0]
+        waited = _prefixed(self, [_wait_key(self, state)])[0]
         state.sent, command = "wait", ["BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0]
     self._in_poll = connection
     self._brpop_sent_at = monotonic()

@@ -8,7 +8,8 @@ control client, a test's own publisher, keeps kombu's classes untouched.
 What the subclasses change, each explained where it is written:
 
 * **fetch** (:mod:`bridge.redis.fetch`): a job is taken and recorded as unacked
-  in one script, and acks a lost connection could not send are owed, not lost;
+  in one script, and acks a lost connection could not send are owed, not lost; an
+  idle channel's doorbell (:mod:`bridge.redis.bell`) wakes it for a job on any list;
 * **closed channels** raise redis-py's ``ConnectionError`` instead of an
   ``AttributeError`` Celery treats as fatal (:meth:`BridgeChannelMixin._connparams`);
 * **list items that are not kombu messages** are rejected, not fatal
@@ -40,7 +41,7 @@ from celery import Celery, bootsteps
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
 
-from bridge.redis import fetch
+from bridge.redis import bell, fetch
 from bridge.redis.rejected import envelope_problem
 from bridge.worker.rejected import RejectedMessages
 
@@ -121,6 +122,10 @@ class BridgeChannelMixin:
         if fetch.state_of(self).sent == "kombu":
             return super()._brpop_read(**options)  # type: ignore[misc]
         return fetch.brpop_read(self, **options)
+
+    def close(self) -> None:
+        bell.close_bell(self)  # the doorbell's connection is the channel's own, not the pool's
+        super().close()  # type: ignore[misc]
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         # When the broker connection breaks, Celery closes it, which detaches the transport;

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,7 +119,12 @@ def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServerProcess]:
     server = RedisServerProcess(
         tmp_path_factory.mktemp("acl-redis"),
-        extra=["--user", "alice", "on", ">secret", "~*", "&*", "+@all", "--user", "default", "off"],
+        extra=[
+            *("--user", "alice", "on", ">secret", "~*", "&*", "+@all"),
+            # Everything but CLIENT: no client tracking, so no doorbell for the worker.
+            *("--user", "bob", "on", ">secret", "~*", "&*", "+@all", "-client"),
+            *("--user", "default", "off"),
+        ],
     )
     server.start()
     yield server
@@ -246,3 +252,22 @@ def test_acl_user_works_for_producer_and_worker_and_a_wrong_password_is_refused_
     assert cli.returncode == 1
     assert "refused the credentials" in cli.stderr
     assert "Wr0ng-Pw-42" not in cli.stdout + cli.stderr
+
+
+def test_a_user_without_client_tracking_still_gets_every_job_and_one_warning(
+    acl_server: RedisServerProcess, worker_on: Callable[[str, redis.Redis], WorkerProcess]
+) -> None:
+    """No doorbell (``-client``): a job on a priority sublist still runs, found by the 1 s wait."""
+    url = f"redis://bob:secret@127.0.0.1:{acl_server.port}/0"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    worker = worker_on(url, client)
+    bridge = make_bridge(url)
+    try:
+        for n in range(3):
+            time.sleep(0.3)  # idle: the worker is in its wait
+            bridge.queue.add("ledger.record", {"key": f"bob-{n}"}, priority=9)
+            assert wait_for(lambda n=n: len(read_ledger(client)) == n + 1, timeout=30), worker.tail(40)
+    finally:
+        bridge.close()
+    assert worker.log.read_text(errors="replace").count("refuses client tracking") == 1, worker.tail(40)
