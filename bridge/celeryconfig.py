@@ -59,15 +59,28 @@ def _build(settings: Settings, *, start_server: bool) -> dict[str, Any]:
         "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
         # Report STARTED, so a running job is told apart from a waiting one.
         "task_track_started": True,
-        # On losing the broker connection, stop unacked jobs rather than let them run twice.
-        # Before Celery 5.7 stopping them could end the worker ("Unrecoverable error": the
-        # revoke fails against the unreachable result backend), so there a job runs on (and
-        # runs again after the visibility timeout: that Celery loses its ack).
-        "worker_cancel_long_running_tasks_on_connection_loss": _celery_version() >= (5, 7),
+        "worker_cancel_long_running_tasks_on_connection_loss": _cancels_on_connection_loss(settings),
         # One clock for schedules and ETAs across machines.
         "enable_utc": True,
         "timezone": "UTC",
     }
+
+
+def _cancels_on_connection_loss(settings: Settings) -> bool:
+    """Whether a worker stops its running jobs when the broker connection drops.
+
+    Celery stops them because most brokers hand an unacked message out again as soon
+    as the connection that held it is gone, so the job would run twice at once. On
+    the bridge's Redis transport nothing is handed out before the visibility timeout:
+    a job that runs on and succeeds is acked when the worker reconnects (an owed ack,
+    ``bridge.redis.fetch``), so it runs once; stopping it would run it again if its
+    effect was already done. Elsewhere (RabbitMQ, SQS) Celery's stop is kept from
+    Celery 5.7; before, stopping could end the worker ("Unrecoverable error": the
+    revoke fails against the unreachable result backend).
+    """
+    if settings.queue_backend in ("redis", "embedded"):
+        return False
+    return _celery_version() >= (5, 7)
 
 
 def _celery_version() -> tuple[int, int]:

@@ -55,7 +55,17 @@ from dataclasses import dataclass, field
 from time import monotonic, time
 from typing import Any
 
-__all__ = ["TAKE_SCRIPT", "ack", "brpop_read", "brpop_start", "forget", "state_of", "taken_by_us"]
+__all__ = [
+    "TAKE_SCRIPT",
+    "ack",
+    "brpop_read",
+    "brpop_start",
+    "forget",
+    "held_through_close",
+    "state_of",
+    "taken_by_us",
+    "unblock_wait",
+]
 
 logger = logging.getLogger("bridge.reliable_fetch")
 
@@ -445,6 +455,21 @@ def ack(qos: Any, delivery_tag: str, kombu_ack: Any) -> None:
         why = f"{type(exc).__name__}: Redis unreachable"
         _owe(delivery_tag, score, _ack_or_restore(qos, delivery_tag), why)
         virtual.QoS.ack(qos, delivery_tag)  # so closing the channel does not requeue it too
+
+
+def held_through_close(qos: Any) -> list[str]:
+    """Delivered messages a closing channel must not put back: jobs of ours still running.
+
+    Only when the channel closes because the connection dropped: at a worker's shutdown
+    kombu's restore stands (Celery stops its jobs or waits for them first).
+    """
+    from celery.worker import state  # Celery's record of started jobs and of a shutdown
+
+    if state.should_stop is not None or state.should_terminate is not None:
+        return []
+    scores = qos.__dict__.get("_bridge_scores", {})
+    running = {getattr(request.message, "delivery_tag", None) for request in tuple(state.active_requests)}
+    return [tag for tag in qos._delivered if tag in scores and tag in running]
 
 
 def forget(qos: Any, delivery_tag: str) -> None:

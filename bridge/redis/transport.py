@@ -74,6 +74,19 @@ class BridgeQoS(kombu_redis.QoS):
         fetch.forget(self, delivery_tag)
         super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
 
+    def restore_unacked(self, client: Any = None) -> Any:
+        # kombu puts every delivered message back on its queue when the channel closes,
+        # which Celery does when the connection drops. A job still running would then run a
+        # second time as soon as a worker reconnects; the bridge keeps its record instead,
+        # and its ack or restore is owed when it ends (``fetch.ack``). Messages reserved
+        # but not started go back as with kombu.
+        running = fetch.held_through_close(self)
+        held = {tag: self._delivered.pop(tag) for tag in running}
+        try:
+            return super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        finally:
+            self._delivered.update(held)  # their ack still finds the message (fetch.ack)
+
     def restore_visible(self, start: int = 0, num: int = 10, interval: int | None = None) -> Any:
         # kombu before 5.6 calls this every 10 s without an interval, and its default (10)
         # makes one sweep of ten calls: a dead worker's jobs came back after up to 100 s

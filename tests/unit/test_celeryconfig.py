@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import celery
 from celery import Celery
 
 from bridge import celeryconfig
@@ -45,6 +46,20 @@ def test_build_for_sqs_uses_the_predefined_queue_and_the_endpoint() -> None:
     assert conf["task_default_queue"] == "orders.fifo"
     assert conf["worker_concurrency"] == 1  # FIFO: one at a time
     assert conf["accept_content"] == ["json"]
+
+
+STOPS_JOBS = "worker_cancel_long_running_tasks_on_connection_loss"
+
+
+def test_running_jobs_are_stopped_on_a_lost_connection_only_where_a_broker_hands_them_out_again() -> None:
+    """On the bridge's Redis transport a job runs on through an outage (its ack is owed, then sent)."""
+    assert celeryconfig.build(redis_settings())[STOPS_JOBS] is False
+    sqs = Settings(
+        queue_backend="sqs", jobs_backend="sqs", sqs_queue_url="http://127.0.0.1:4566/000000000000/jobs",
+        aws_region="eu-west-1", aws_endpoint_url_sqs="http://127.0.0.1:4566",
+    )  # fmt: skip
+    stops = celeryconfig.build(sqs)[STOPS_JOBS]
+    assert stops is (celery.VERSION >= (5, 7))  # before 5.7 stopping them could end the worker
 
 
 def test_a_celery_app_takes_the_built_settings() -> None:

@@ -20,8 +20,8 @@ from bridge import Bridge, celeryconfig
 from bridge.redis.fetch import SETTLE_SCRIPT, TAKE_SCRIPT
 from tests.conftest import Server, read_ledger, wait_for
 
-# bridge.celeryconfig stops running jobs on a lost broker connection from Celery 5.7 on.
-CANCELS_ON_CONNECTION_LOSS = celery.VERSION >= (5, 7)
+# Celery before 5.7 drops the result of a job that finished while its consumer reconnected.
+ACKS_A_JOB_THAT_RAN_THROUGH_A_RECONNECT = celery.VERSION >= (5, 7)
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
@@ -131,40 +131,68 @@ def test_a_server_that_refuses_blmove_gets_kombus_brpop_and_a_warning(private_re
         client.close()
 
 
-def test_a_job_cut_off_by_a_redis_restart_runs_again_soon_and_once(private_redis, start_worker_at):
-    """Celery terminates a job whose connection dropped and "acks" it, counting on that ack to fail.
+def test_a_job_running_through_a_redis_restart_runs_once_and_is_acked_when_the_worker_reconnects(
+    private_redis, start_worker_at
+):
+    """The connection drops mid-job; the job runs on, succeeds, and its ack is owed, then sent.
 
-    kombu's pool reached the restarted server and the ack went through: the job was
-    gone without having run. The bridge owes a restore instead and sends it once the
-    worker is back, long before the visibility timeout (600 s here) would. Before Celery
-    5.7 stopping the job ended the worker, so ``bridge.celeryconfig`` lets it run on
-    there: it finishes once, and runs again after the visibility timeout.
+    Celery acks through the connection it lost. The bridge owes the ack and sends it on
+    the worker's first fetch after reconnecting, so the job is neither lost nor run
+    again after the visibility timeout (600 s here); ``bridge.celeryconfig`` leaves
+    Celery's stopping of running jobs off on Redis (nothing is handed out again before
+    the visibility timeout, so nothing else runs it meanwhile).
+
+    Celery before 5.7 never finishes such a job's request in the worker: the pool's
+    result arrives while the consumer reconnects and is dropped, so no ack is sent at
+    all, and the job runs a second time after the visibility timeout (at least once).
     """
     client = private_redis.client()
     server = Server("redis", private_redis.url)
     worker = start_worker_at(server, "w1", JOBS_VISIBILITY_TIMEOUT_SEC="600")
     bridge = producer(server)
     try:
-        job = bridge.queue.add("ledger.record", {"key": "cut-off", "sleep_s": 4, "trace": True})
+        job = bridge.queue.add("ledger.record", {"key": "through", "sleep_s": 4, "trace": True})
         assert wait_for(lambda: client.llen("test:deliveries") == 1, timeout=30), worker.tail()
         private_redis.stop()  # mid-run: the ledger line is written after the 4 s sleep
         time.sleep(2)
         private_redis.start()
 
         assert wait_for(lambda: client.llen("test:ledger") == 1, timeout=60), worker.tail()
+        if ACKS_A_JOB_THAT_RAN_THROUGH_A_RECONNECT:
+            assert wait_for(lambda: client.hlen("unacked") == 0, timeout=30), worker.tail()  # the owed ack
+            assert "the worker acks it when it reconnects" in worker.log.read_text()
         time.sleep(2)  # a second run would show now
-        assert [(line["id"], line["key"]) for line in read_ledger(client)] == [(job.id, "cut-off")]
+        assert [(line["id"], line["key"]) for line in read_ledger(client)] == [(job.id, "through")]
+        assert client.llen("test:deliveries") == 1
         assert client.llen("celery") == 0
-        if CANCELS_ON_CONNECTION_LOSS:
-            assert client.llen("test:deliveries") == 2  # the run that was cut off, and the one that finished
-            assert "puts it back on its queue" in worker.log.read_text()
-            assert client.hlen("unacked") == 0
-        else:
-            # It ran on through the outage, once; Celery before 5.7 loses its ack with the
-            # connection, so the record stays and the job runs again after the visibility
-            # timeout (at least once, as the README says for those versions).
-            assert client.llen("test:deliveries") == 1
-            assert client.hlen("unacked") == 1
+        if not ACKS_A_JOB_THAT_RAN_THROUGH_A_RECONNECT:
+            assert client.hlen("unacked") == 1  # comes back after the visibility timeout
     finally:
         bridge.close()
         client.close()
+
+
+def test_a_job_running_when_the_connection_drops_and_redis_stays_up_is_not_put_back_to_run_twice(
+    make_bridge, redis_client, start_worker
+):
+    """Every connection cut (``CLIENT KILL``) mid-job, the server still up: a network blip.
+
+    Celery closes the broken connection, and kombu puts every delivered message back
+    on its queue when a channel closes; with the server reachable that succeeded, so a
+    job still running was taken by the reconnected worker and ran a second time. The
+    bridge's channel keeps a running job's record instead; its ack follows when it ends.
+    """
+    worker = start_worker("w1", JOBS_VISIBILITY_TIMEOUT_SEC="600")
+    bridge = make_bridge()
+    job = bridge.queue.add("ledger.record", {"key": "blip", "sleep_s": 3, "trace": True})
+    assert wait_for(lambda: redis_client.llen("test:deliveries") == 1, timeout=30), worker.tail()
+    killed = redis_client.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+
+    assert wait_for(lambda: redis_client.llen("test:ledger") == 1, timeout=30), worker.tail()
+    if ACKS_A_JOB_THAT_RAN_THROUGH_A_RECONNECT:
+        assert wait_for(lambda: redis_client.hlen("unacked") == 0, timeout=30), worker.tail()
+    time.sleep(5)  # a second run would show now
+    assert [line["id"] for line in read_ledger(redis_client)] == [job.id]
+    assert redis_client.llen("test:deliveries") == 1, worker.tail()
+    assert redis_client.llen("celery") == 0
