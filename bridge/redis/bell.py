@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Doorbell", "bell_prefixes", "close_bell", "ring_for"]
@@ -74,9 +75,10 @@ class Doorbell:
 
     qos = _AlwaysConsume()
 
-    def __init__(self, channel: Any, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, channel: Any, prefixes: tuple[str, ...], wake: Callable[[Any], bool]) -> None:
         self.channel = channel
         self.prefixes = prefixes
+        self.wake = wake  # ends the channel's wait; True if there was one to end
         # From the channel's plain pool, not its asynchronous one: kombu's poller treats the
         # disconnect of an asynchronous connection as the loss of the broker connection and
         # stops polling (kombu 5.3), so closing a doorbell would stop the worker's fetch.
@@ -113,9 +115,7 @@ class Doorbell:
         except self.channel.connection_errors:
             connection.disconnect()
             raise  # as kombu's own reads do: the consumer reconnects
-        from bridge.redis import fetch
-
-        if fetch.unblock_wait(self.channel):
+        if self.wake(self.channel):
             self.rang += 1
 
     def _poll_error(self, type_: str) -> None:
@@ -137,7 +137,7 @@ def _check(reply: Any) -> None:
         raise reply
 
 
-def ring_for(channel: Any, prefixes: tuple[str, ...]) -> Doorbell | None:
+def ring_for(channel: Any, prefixes: tuple[str, ...], wake: Callable[[Any], bool]) -> Doorbell | None:
     """The channel's doorbell for ``prefixes``, opened and in kombu's poller; None if refused."""
     global _refused_logged
     bell: Doorbell | None = channel.__dict__.get("_bridge_bell")
@@ -146,7 +146,7 @@ def ring_for(channel: Any, prefixes: tuple[str, ...]) -> Doorbell | None:
     if channel.__dict__.get("_bridge_bell_refused"):
         return None
     close_bell(channel)
-    bell = Doorbell(channel, prefixes)
+    bell = Doorbell(channel, prefixes, wake)
     try:
         bell.open()
     except channel.ResponseError as exc:

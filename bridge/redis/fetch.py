@@ -193,7 +193,7 @@ def _wait_key(channel: Any, state: _Fetch) -> str:
         prefixes = bell.bell_prefixes(
             waited, list(channel.active_queues), channel.sep, channel.global_keyprefix or ""
         )
-        if bell.ring_for(channel, prefixes) is not None:
+        if bell.ring_for(channel, prefixes, unblock_wait) is not None:
             _learn_client_id(channel, state)
             return waited
     return state.wait_key if state.wait_key in state.keys else state.keys[0]
@@ -236,26 +236,47 @@ def brpop_start(self: Any, timeout: float | None = None) -> None:
     elif state.hot:
         state.sent, command = "take", ["EVALSHA", *_take_args(self, state.keys)]
     else:
-        waited = _prefixed(self, [_wait_key(self, state)])[0]
-        state.sent, command = "wait", ["BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0]
+        _send_wait(self, state, connection, timeout)
+        return
     self._in_poll = connection
     self._brpop_sent_at = monotonic()
     connection.send_command(*command)
 
 
+def _send_wait(channel: Any, state: _Fetch, connection: Any, timeout: float) -> None:
+    """Block on one list until it holds a message (the doorbell unblocks it for the others)."""
+    waited = _prefixed(channel, [_wait_key(channel, state)])[0]
+    state.sent = "wait"
+    channel._in_poll = connection
+    channel._brpop_sent_at = monotonic()
+    connection.send_command("BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0)
+
+
 def brpop_read(self: Any, **options: Any) -> bool:
-    """Read the pending fetch reply; deliver the message it took, if any (kombu's contract)."""
+    """Read the pending fetch reply; deliver the message it took, if any (kombu's contract).
+
+    A take that finds nothing does not end the fetch, as a ``BRPOP`` would not have:
+    the channel takes once more (a message may have come since the take was sent) and
+    then waits on the same connection, still "in poll" for kombu, so that its poller
+    finds the connection readable next only for a message or at the end of the wait,
+    as with its own ``BRPOP`` (and a paused fetch resumes without a new command).
+    """
     state = state_of(self)
     connection = self.client.connection
+    wait_next = False
     try:
         try:
-            reply = self.client.parse_response(connection, state.sent.upper(), **options)
-            if state.sent == "wait" and getattr(self, "_closing", False):
+            reply = _read_reply(self, state, connection, **options)
+            closing = getattr(self, "_closing", False)
+            if state.sent == "wait" and closing:
                 raise _empty()  # closing: read the pending reply, take nothing more
             if state.sent == "wait":
                 # The waited list holds a message, or the wait timed out and the other
                 # lists need a look: take now, on the same (idle) connection.
                 reply = _take_now(self, connection, state.keys)
+            elif state.sent == "take" and not reply and not closing:
+                reply = _take_now(self, connection, state.keys)
+                wait_next = not reply
         except self.connection_errors:
             # Disconnect, so the next iteration reconnects (as kombu's own read does).
             connection.disconnect()
@@ -266,7 +287,7 @@ def brpop_read(self: Any, **options: Any) -> bool:
         if state.sent == "brpop":
             return _deliver_popped(self, state, reply)
         state.hot = bool(reply)  # while messages keep coming, take without waiting first
-        if not reply:
+        if not reply:  # with wait_next, the fetch goes on: the wait is sent below
             raise _empty()
         position, item, recorded = reply
         key = state.keys[int(position) - 1]
@@ -281,6 +302,25 @@ def brpop_read(self: Any, **options: Any) -> bool:
         reauth = getattr(self, "_flush_brpop_reauth", None)
         if reauth is not None:
             reauth()
+        if wait_next:
+            try:
+                _send_wait(self, state, connection, getattr(self, "brpop_timeout", 1))
+            except self.connection_errors:
+                self._in_poll = None
+                connection.disconnect()
+                raise
+
+
+def _read_reply(channel: Any, state: _Fetch, connection: Any, **options: Any) -> Any:
+    """The pending command's reply; a take the server had no script for is taken again at once."""
+    try:
+        return channel.client.parse_response(connection, state.sent.upper(), **options)
+    except channel.ResponseError as exc:
+        if state.sent != "take" or not _no_script(exc):
+            raise
+    # A new server, a restart or SCRIPT FLUSH: loading it and taking now keeps the fetch
+    # going, as kombu's BRPOP would be, instead of a "no message" its caller must catch.
+    return _take_now(channel, connection, state.keys)
 
 
 def _take_now(channel: Any, connection: Any, keys: list[str]) -> Any:

@@ -1,9 +1,8 @@
 """kombu's own Redis integration suite (its sdist's t/integration/test_redis*.py) passes on our transport.
 
 peers/kombu_suite.py runs it against a private redis-server with ``redis://``
-resolved to ``bridge.redis.transport:Transport``; the tests it deselects check a
-detail the transport changes on purpose (peers/kombu_expected_failures.txt, each
-with its reason).
+resolved to ``bridge.redis.transport:Transport``, with no test deselected
+(peers/kombu_expected_failures.txt would list one, with its reason).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import kombu
 import pytest
 
 from tests.conftest import ROOT
@@ -32,4 +32,7 @@ def test_kombus_redis_suite_passes_on_the_bridges_transport() -> None:
     summary = out.stdout.strip().splitlines()[-1]
     assert " failed" not in summary, tail
     assert " error" not in summary, tail
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 120, summary
+    assert "deselected" not in summary, summary
+    # kombu 5.7's suite has 129 tests that pass on its own transport here; 5.3's has 47.
+    at_least = 120 if kombu.VERSION >= (5, 7) else 45
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= at_least, summary

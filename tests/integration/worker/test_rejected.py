@@ -9,6 +9,7 @@ list items with redis-py.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -178,3 +179,31 @@ def test_json_only_end_to_end_a_pickle_message_is_never_deserialised(
     pickle.loads(body)  # the test's own payload: proves the check above means something
     assert marker.read_text() == "ran"
     assert redis_client.exists("test:pwned")
+
+
+def test_ten_megabyte_poison_items_are_rejected_once_each_and_the_worker_carries_on(
+    start_worker, make_bridge, redis_client: redis.Redis
+):
+    """10 MB of random bytes, and a 10 MB task message whose body is not a task: rejected, logged once."""
+    bridge = make_bridge()
+    worker = start_worker("w1")
+    size = 10 * 1024 * 1024
+    redis_client.lpush("celery", os.urandom(size))
+    huge = task_headers()
+    publish(bridge, json.dumps({"blob": "x" * size}).encode(), "application/json", huge)
+
+    good = bridge.queue.add("ledger.record", {"key": "after-the-huge-ones"})
+    assert wait_for(lambda: len(read_ledger(redis_client)) >= 1, timeout=60), worker.tail()
+    assert [line["id"] for line in read_ledger(redis_client)] == [good.id]
+    assert worker.proc.poll() is None, worker.tail()
+
+    letters = bridge.dead_letters.entries("celery")
+    assert sorted(e.exc_type for e in letters) == ["InvalidTaskError", "MalformedMessage"]
+    assert huge["id"] in {e.id for e in letters}
+    assert redis_client.llen("celery") == 0
+    assert redis_client.hlen("unacked") == 0
+    log = worker.log.read_text(errors="replace")
+    assert log.count("bridge: rejected message") == 2, worker.tail(20)
+    assert len(log) < 1_000_000  # what was rejected is named and quoted briefly, not logged whole
+    # Dead letters keep a short excerpt of the item, not 10 MB each.
+    assert 0 < sum(len(raw) for raw in redis_client.lrange("bridge:dead:celery", 0, -1)) < 100_000
