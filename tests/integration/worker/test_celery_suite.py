@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
 
 
+@pytest.mark.timeout(1200)  # a whole peer suite: the 300 s default cut it off on Celery 5.3.6
 def test_celerys_test_tasks_passes_with_a_bridged_worker() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "peers" / "celery_suite.py")], cwd=ROOT, capture_output=True, text=True,
