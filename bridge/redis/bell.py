@@ -85,7 +85,6 @@ class Doorbell:
         self.connection: Any = channel.pool.make_connection()
         self.handlers = {"BELL": self.ring}
         self.closed = False
-        self.rang = 0  # how many times it woke the fetch (tests and logs read it)
 
     def open(self) -> None:
         """Start tracking; a ``ResponseError`` means the server or the ACL refuses it."""
@@ -115,8 +114,7 @@ class Doorbell:
         except self.channel.connection_errors:
             connection.disconnect()
             raise  # as kombu's own reads do: the consumer reconnects
-        if self.wake(self.channel):
-            self.rang += 1
+        self.wake(self.channel)
 
     def _poll_error(self, type_: str) -> None:
         self.ring()  # an error event: the read raises the connection error kombu handles
