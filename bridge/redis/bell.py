@@ -93,12 +93,12 @@ class Doorbell:
         prefixes = [word for prefix in self.prefixes for word in ("PREFIX", prefix)]
         if str(getattr(connection, "protocol", 2)) == "3":  # invalidations come as pushes, inline
             connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", *prefixes)
-            _check(connection.read_response())
+            connection.read_response()  # redis-py raises an error reply: the refusal
             return
         connection.send_command("CLIENT", "ID")
         own_id = connection.read_response()
         connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", *prefixes)
-        _check(connection.read_response())
+        connection.read_response()
         connection.send_command("SUBSCRIBE", _INVALIDATE)
         connection.read_response()
 
@@ -128,11 +128,6 @@ class Doorbell:
             with contextlib.suppress(KeyError, ValueError, OSError, AttributeError):
                 cycle.poller.unregister(sock)
         self.connection.disconnect()
-
-
-def _check(reply: Any) -> None:
-    if isinstance(reply, Exception):
-        raise reply
 
 
 def ring_for(channel: Any, prefixes: tuple[str, ...], wake: Callable[[Any], bool]) -> Doorbell | None:

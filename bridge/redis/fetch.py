@@ -185,7 +185,7 @@ def _waited_queue(channel: Any) -> str:
 
 
 def _wait_key(channel: Any, state: _Fetch) -> str:
-    """The key to block on; opens the doorbell for every other key (None if refused)."""
+    """The key to block on; opens the doorbell for every other key where the server allows it."""
     from bridge.redis import bell
 
     if len(state.keys) > 1:

@@ -151,13 +151,6 @@ def ledger_lines(ledger: Path) -> list[list[str]]:
     return [line.split(" ") for line in ledger.read_text().splitlines()]
 
 
-def safe_llen(client: redis.Redis, key: str) -> int:
-    try:
-        return int(client.llen(key))
-    except redis.ConnectionError:
-        return -1
-
-
 def check_every_key_ran_once(client: redis.Redis, ledger: Path, reports: list[dict]) -> None:
     keys = {f"p{i}-{n}" for i in range(PRODUCERS) for n in range(PER_PRODUCER)}
     assert sum(r["sent"] + r["deduplicated"] for r in reports) == len(keys)

@@ -16,7 +16,7 @@ import redis
 from kombu import Connection
 from kombu.transport import redis as kombu_redis
 
-from tests.conftest import BACKENDS, read_ledger, wait_for
+from tests.conftest import BACKENDS, read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
@@ -95,7 +95,6 @@ def test_an_idle_worker_starts_a_job_at_once_on_any_queue_and_priority(
     """
     worker = start_worker("w1")
     bridge = make_bridge()
-    server_ms = lambda: int(float("{}.{:06d}".format(*redis_client.time())) * 1000)  # noqa: E731
     sends = {
         "priority 9 on the first queue": {"priority": 9},
         "the jobs queue": {"queue": bridge.jobs_queue},
@@ -106,7 +105,7 @@ def test_an_idle_worker_starts_a_job_at_once_on_any_queue_and_priority(
         for name, options in sends.items():
             time.sleep(0.3)  # idle: the worker is back in its wait
             before = redis_client.llen("test:ledger")
-            sent_ms = server_ms()
+            sent_ms = server_ms(redis_client)
             bridge.app.send_task("ledger.record", kwargs={"key": f"{name}-{round_}"}, **options)
             assert wait_for(lambda b=before: redis_client.llen("test:ledger") > b, timeout=10), name
             delays[name].append(read_ledger(redis_client)[-1]["at_ms"] - sent_ms)
@@ -132,7 +131,7 @@ def test_a_queue_added_at_run_time_gets_the_doorbell_and_the_worker_keeps_fetchi
 
     def run(**options: object) -> int:
         before = redis_client.llen("test:ledger")
-        sent_ms = int(float("{}.{:06d}".format(*redis_client.time())) * 1000)
+        sent_ms = server_ms(redis_client)
         bridge.app.send_task("ledger.record", kwargs={"key": str(options)}, **options)
         assert wait_for(lambda: redis_client.llen("test:ledger") > before, timeout=15), worker.tail(40)
         return int(read_ledger(redis_client)[-1]["at_ms"] - sent_ms)
