@@ -4,10 +4,12 @@ redis-server, and the pytest run of the suite."""
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,15 +25,21 @@ def sdist_root(project: str, version: str) -> Path:
     """The unpacked sdist of ``project==version`` (its top folder)."""
     root = CACHE / f"{project}-{version}"
     if not root.exists():
-        root.mkdir(parents=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-             f"{project}=={version}", "-d", str(root)],
-            check=True,
-        )  # fmt: skip
-        (archive,) = root.glob("*.tar.gz")
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data")
+        # Unpacked beside, then renamed: an interrupted download never leaves a half-made cache.
+        CACHE.mkdir(exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{project}-"))
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
+                 f"{project}=={version}", "-d", str(partial)],
+                check=True,
+            )  # fmt: skip
+            (archive,) = partial.glob("*.tar.gz")
+            with tarfile.open(archive) as tar:
+                tar.extractall(partial, filter="data")
+            partial.rename(root)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # gone already once renamed
     (top,) = (path for path in root.iterdir() if path.is_dir() and path.name != "runs")
     return top
 
