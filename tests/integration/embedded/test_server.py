@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -174,3 +175,113 @@ def test_cli_bad_environment_exits_2_with_one_line(tmp_path):
         assert done.returncode == 2
         assert len(done.stderr.strip().splitlines()) == 1
         assert "Traceback" not in done.stderr
+
+
+# -- a state folder nobody else can use against us ------------------------------------------------
+
+
+def test_a_pidfile_naming_an_unrelated_process_never_gets_it_signalled(fresh_home):
+    bystander = subprocess.Popen(["sleep", "300"])
+    pidfile = fresh_home / "valkey.pid"
+    try:
+        assert jobs_cli("server", "start", home=fresh_home).returncode == 0
+        pidfile.write_text(str(bystander.pid))  # overwritten while the server runs
+        assert jobs_cli("server", "stop", home=fresh_home).stdout.strip() == "stopped"
+
+        pidfile.write_text(str(bystander.pid))  # left stale with no server
+        stopped = jobs_cli("server", "stop", home=fresh_home)
+        assert (stopped.returncode, stopped.stdout.strip()) == (0, "was not running"), stopped.stderr
+        pidfile.write_text(str(bystander.pid))
+        started = jobs_cli("server", "start", home=fresh_home)  # cleans the stale pidfile first
+        assert started.returncode == 0, started.stderr
+        assert jobs_cli("server", "stop", home=fresh_home).stdout.strip() == "stopped"
+        assert bystander.poll() is None  # alive through all of it
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_pidfile_naming_another_homes_server_leaves_that_server_running(fresh_home, tmp_path):
+    other = EmbeddedServer(fresh_home)
+    other.ensure_running()
+    other_pid = other.status().pid
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (mine / "valkey.pid").write_text(str(other_pid))
+
+    assert jobs_cli("server", "stop", home=mine).returncode == 0
+    assert jobs_cli("server", "start", home=mine).returncode == 0
+    assert jobs_cli("server", "stop", home=mine).stdout.strip() == "stopped"
+    assert other.status().pid == other_pid  # untouched, still answering
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_the_state_folder_and_the_servers_files_are_the_users_alone(tmp_path, umask):
+    home = tmp_path / "home"
+    start = (
+        f"import os; os.umask({umask:#o}); from bridge.embedded.server import EmbeddedServer; "
+        f"EmbeddedServer({str(home)!r}).ensure_running()"
+    )
+    subprocess.run([sys.executable, "-c", start], cwd=ROOT, check=True, timeout=60)
+    try:
+        redis.Redis.from_url(EmbeddedServer(home).url).set("payload", "secret")  # something to persist
+        time.sleep(1.2)  # appendfsync everysec
+        assert (home.stat().st_mode & 0o777) == 0o700
+        files = [p for p in home.rglob("*") if p.is_file()]
+        assert {p.name for p in files} >= {"valkey.pid", "valkey.log", "start.lock"}
+        assert any(p.parent.name == "appendonlydir" for p in files)
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: "0o600" for p in files}
+    finally:
+        EmbeddedServer(home).stop()
+
+
+def test_a_readable_folder_from_an_older_version_is_closed_to_others(tmp_path):
+    home = tmp_path / "old"
+    home.mkdir()
+    home.chmod(0o755)
+    server = EmbeddedServer(home)
+    try:
+        server.ensure_running()
+        assert (home.stat().st_mode & 0o777) == 0o700
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("plant", "message"),
+    [
+        ("symlinked home", "is a symlink"),
+        ("world-writable home", r"writable by other users \(mode 0777\).*chmod 700"),
+        ("home of another user", "belongs to uid 65534"),
+        ("valkey.log symlink", r"valkey.log is not a regular file"),
+        ("valkey.pid symlink", r"valkey.pid is not a regular file"),
+        ("file at the socket path", r"valkey.sock is not a unix socket"),
+    ],
+)
+def test_a_planted_state_folder_is_refused_and_nothing_in_it_is_followed_or_deleted(tmp_path, plant, message):
+    real, target = tmp_path / "real", tmp_path / "target.txt"
+    real.mkdir(mode=0o700)
+    target.write_text("not yours\n")
+    home = real
+    if plant == "symlinked home":
+        home = tmp_path / "link"
+        home.symlink_to(real)
+    elif plant == "world-writable home":
+        real.chmod(0o777)
+    elif plant == "home of another user":
+        os.chown(real, 65534, 65534)
+    elif plant.endswith("symlink"):
+        (real / plant.split()[0]).symlink_to(target)
+    else:
+        (real / "valkey.sock").write_text("planted\n")
+
+    done = jobs_cli("server", "start", home=home)
+    assert done.returncode == 2
+    assert re.search(message, done.stderr), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match=message):
+        EmbeddedServer(home).ensure_running()
+    assert servers_for(real) == []  # nothing started
+    assert target.read_text() == "not yours\n"
+    if plant == "file at the socket path":
+        assert (real / "valkey.sock").read_text() == "planted\n"
