@@ -10,6 +10,7 @@ from celery import Celery
 from bridge.core import registry
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend, resolve_backend
 from bridge.core.connect import redis_client
+from bridge.core.keys import global_keyprefix
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
@@ -75,6 +76,7 @@ class Bridge:
             else self.settings.jobs_queue_name
         )
         self._store: redis.Redis | None = None
+        self.key_prefix = global_keyprefix(app.conf)  # before the keys of locks and @idempotent
         self.jobs = Jobs(app, self.jobs_backend, self.jobs_queue)
         self.dead_letters: DeadLetters | None = self.backend.dead_letters()
         registry.register(app, self)
@@ -114,7 +116,7 @@ class Bridge:
         from bridge.lock import Lock
 
         return Lock(self.store, name, ttl_ms=ttl_ms, blocking=blocking, timeout_ms=timeout_ms,
-                    auto_extend=auto_extend)  # fmt: skip
+                    auto_extend=auto_extend, key_prefix=self.key_prefix + "bridge:lock:")  # fmt: skip
 
     def idempotent(
         self, key: Callable[..., str] | None = None, ttl_ms: int = 86_400_000, lease_ms: int = 30_000
@@ -125,7 +127,8 @@ class Bridge:
         """
         from bridge.idempotent import idempotent
 
-        return idempotent(lambda: self.store, key=key, ttl_ms=ttl_ms, lease_ms=lease_ms)
+        return idempotent(lambda: self.store, key=key, ttl_ms=ttl_ms, lease_ms=lease_ms,
+                          key_prefix=self.key_prefix + "bridge:idem:")  # fmt: skip
 
     def close(self) -> None:
         """Release this process's connections."""

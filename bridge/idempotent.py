@@ -2,12 +2,14 @@
 
 Deliveries repeat for many reasons: SQS is at-least-once, Redis redelivers a
 message whose worker outlived the visibility timeout, and a retry may follow a
-body that succeeded but whose ack was lost. The guard has two states in Redis:
+body that succeeded but whose ack was lost. The guard has two states in Redis,
+under ``<global_keyprefix>bridge:``, the task and key as a JSON pair (so task ``a``
+with key ``b:c`` and task ``a:b`` with key ``c`` never share a record):
 
-* **running**: a lock on ``idem:<task>:<key>:running`` held while the body runs,
+* **running**: a lock on ``idem:["<task>","<key>"]:running`` held while the body runs,
   kept alive by ``auto_extend``, so it expires ``lease_ms`` after a worker dies
   and the job can run again;
-* **done**: ``idem:<task>:<key>:done`` holds the body's result (JSON) for
+* **done**: ``idem:["<task>","<key>"]:done`` holds the body's result (JSON) for
   ``ttl_ms``; a later delivery returns that result without running the body.
 
 A body that raises leaves the key free, so Celery's retry runs it again. A
@@ -28,6 +30,7 @@ import redis
 from celery import current_task
 from redis.exceptions import RedisError
 
+from bridge.core.keys import pair_key
 from bridge.errors import InvalidInput, LockNotAcquired, backend_unavailable
 from bridge.lock import Lock
 
@@ -42,6 +45,7 @@ def idempotent(
     key: Callable[..., str] | None = None,
     ttl_ms: int = 86_400_000,
     lease_ms: int = 30_000,
+    key_prefix: str = "bridge:idem:",
 ) -> Callable[[F], F]:
     """Decorate a Celery task function (below ``@app.task``) so its body runs once per key.
 
@@ -50,6 +54,7 @@ def idempotent(
         key: ``key(**kwargs) -> str``; default: the job id (the Celery task id).
         ttl_ms: how long a done body's result is remembered.
         lease_ms: how long a running body's claim survives its worker's death.
+        key_prefix: put before every record's key (the app's ``global_keyprefix`` first).
     """
     for field, value in (("ttl_ms", ttl_ms), ("lease_ms", lease_ms)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -62,7 +67,7 @@ def idempotent(
             if task is None or not getattr(task.request, "id", None):
                 return func(*args, **kwargs)  # called directly, not as a task
             ident = key(**kwargs) if key is not None else task.request.id
-            base = f"bridge:idem:{task.name}:{ident}"
+            base = pair_key(key_prefix, task.name, str(ident))
             client = client_of()
             try:
                 done = client.get(base + ":done")

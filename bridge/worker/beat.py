@@ -47,6 +47,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.core.connect import redbeat_settings
 from bridge.core.ids import job_id_for
+from bridge.core.keys import global_keyprefix
 from bridge.core.registry import bridge_of
 from bridge.core.timetable import Timetable
 from bridge.job import Job, JobRequest
@@ -353,7 +354,8 @@ def configure_beat(app: Any, jobs_backend: Any) -> None:
         # Explicit, so redbeat does not hand the broker's transport options to redis-py.
         conf.redbeat_redis_options = {"health_check_interval": 25}
     if not conf.get("redbeat_key_prefix"):
-        conf.redbeat_key_prefix = "bridge:repeat:"
+        # Under the app's global_keyprefix: repeats and beat's lock (redbeat derives it) per app.
+        conf.redbeat_key_prefix = global_keyprefix(conf) + "bridge:repeat:"
     # redbeat's defaults (a 5-minute loop, a 25-minute lock) would fire a repeat
     # added at run time minutes late and leave no beat for 25 minutes after a crash.
     if not conf.get("redbeat_lock_timeout"):

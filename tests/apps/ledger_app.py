@@ -21,6 +21,11 @@ from bridge import Bridge
 
 app = Celery("ledger")
 app.config_from_object("celeryconfig")
+if os.environ.get("TEST_KEYPREFIX"):  # one tenant of several on one database
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "global_keyprefix": os.environ["TEST_KEYPREFIX"],
+    }
 bridge = Bridge(app)
 
 LEDGER = "test:ledger"
