@@ -11,6 +11,7 @@ from bridge.core import registry
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend, resolve_backend
 from bridge.core.connect import redis_client
 from bridge.core.keys import global_keyprefix
+from bridge.core.tls import store_url_of_broker, verify_broker_tls
 from bridge.queue import JobQueue
 from bridge.settings import Settings
 
@@ -56,6 +57,7 @@ class Bridge:
         from bridge.worker.install import install as install_worker_side
 
         self.app = app
+        verify_broker_tls(app.conf)  # before anything connects: kombu alone would not verify
         self.settings = settings or Settings.from_env(
             default_redis_url=_redis_broker_url(app), default_backend=_broker_backend(app), conf=app.conf
         )
@@ -163,5 +165,5 @@ def _broker_backend(app: Celery) -> str | None:
 def _redis_broker_url(app: Celery) -> str | None:
     url = app.conf.broker_write_url or app.conf.broker_url
     if isinstance(url, str) and OWN_BROKER_SCHEMES.get(url.split("://", 1)[0].lower()) == "redis":
-        return url
+        return store_url_of_broker(url, app.conf.broker_use_ssl)
     return None

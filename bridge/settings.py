@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from bridge.core.connect import SOCKET_SCHEMES, is_sentinel, sentinel_target
 from bridge.core.redact import redact
+from bridge.core.tls import is_unverified, warn_unverified
 from bridge.errors import ConfigError
 
 __all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings", "setting_name"]
@@ -349,6 +350,8 @@ def _verified_tls(url: str) -> str:
             "the PEM file of the CA that signed the server's certificate."
         )
     if reqs is not None:
+        if is_unverified(reqs):
+            warn_unverified("REDIS_URL", url)
         return url
     query_text = f"{parts.query}&ssl_cert_reqs=required" if parts.query else "ssl_cert_reqs=required"
     return urlunsplit(parts._replace(query=query_text))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import logging
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -271,3 +273,53 @@ def test_a_user_without_client_tracking_still_gets_every_job_and_one_warning(
     finally:
         bridge.close()
     assert worker.log.read_text(errors="replace").count("refuses client tracking") == 1, worker.tail(40)
+
+
+def existing_app(**conf: Any) -> Bridge:
+    """An app as Celery's docs write one, its broker a rediss:// URL, adopting the bridge."""
+    app = Celery(f"existing-{uuid.uuid4().hex[:6]}")
+    app.conf.update(conf)
+    return Bridge(app)
+
+
+def test_an_apps_rediss_broker_is_verified_though_kombu_alone_would_not(
+    tls_server: RedisServerProcess,
+    pki: Pki,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("REDIS_URL", "QUEUE_BACKEND", "JOBS_BACKEND", "LOCK_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    redis.Redis.from_url(verified_url(tls_server, pki.ca)).flushdb()  # the server is the module's
+    # Stated nothing about certificates: kombu would use CERT_NONE; the bridge refuses the self-signed server.
+    unstated = existing_app(broker_url=tls_server.url)
+    try:
+        with pytest.raises(BackendUnavailable, match="certificate failed verification"):
+            unstated.queue.add("ledger.record", {"key": "x"})
+        with pytest.raises(BackendUnavailable, match="certificate failed verification"):
+            unstated.lock("tls-store", ttl_ms=1_000).acquire()
+    finally:
+        unstated.close()
+
+    # The app's own CA in broker_use_ssl: producer, lock store and repeats (redbeat) all verify with it.
+    ssl_options = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(pki.ca)}
+    trusted = existing_app(broker_url=tls_server.url, broker_use_ssl=ssl_options)
+    try:
+        assert not trusted.queue.add("ledger.record", {"key": "ca"}, idempotency_key="ca").deduplicated
+        with trusted.lock("tls-store", ttl_ms=1_000):
+            pass
+        trusted.jobs.schedule("ledger.record", {"key": "t"}, every_ms=3_600_000, idempotency_key="ca")
+        assert [r.idempotency_key for r in trusted.jobs.list()] == ["ca"]
+    finally:
+        trusted.close()
+
+    # Verification off, said explicitly: it works, and the bridge says so once.
+    caplog.set_level(logging.WARNING, logger="bridge")
+    for _ in range(2):
+        opted_out = existing_app(broker_url=tls_server.url + "?ssl_cert_reqs=none")
+        try:
+            opted_out.queue.add("ledger.record", {"key": "off"})
+        finally:
+            opted_out.close()
+    warnings = [r.getMessage() for r in caplog.records if "verification is OFF" in r.getMessage()]
+    assert len(warnings) == 1, warnings
