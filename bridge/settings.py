@@ -320,6 +320,15 @@ def _check_redis_url(url: str, name: str = "REDIS_URL") -> None:
             "sentinel://host:26379;sentinel://host2:26379 with the primary's name in "
             "broker_transport_options={'master_name': ...}."
         )
+    for part in filter(None, (piece.strip() for piece in url.split(";"))):
+        try:
+            urlsplit(part).port  # noqa: B018 - parses host and port, as every client will
+        except ValueError:
+            # Not the parser's message: it quotes the "port", which is often the password's tail.
+            raise ConfigError(
+                f"{name}={redact(url)!r} is malformed: what stands as its port is not a number. A "
+                "password with '/', '@', ':' or '#' in it must be percent-encoded (%2F, %40, %3A, %23)."
+            ) from None
 
 
 # The values kombu, Celery's redis result backend and redis-py all accept.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -11,11 +12,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bridge.core.redact import redact
+from bridge.core.redact import printable, redact
 from bridge.errors import BackendError, BridgeError, ConfigError
 from bridge.settings import Settings
 
-__all__ = ["TARGET", "Target", "errors_to_exit_codes", "load_bridge", "load_settings"]
+__all__ = ["TARGET", "Target", "errors_to_exit_codes", "json_text", "load_bridge", "load_settings"]
 
 #: Keys in ``click.Context.meta``: the command line's Target, and which server a command read.
 TARGET = "bridge.cli.target"
@@ -54,6 +55,11 @@ def errors_to_exit_codes(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """``--json`` output: JSON (which escapes control characters itself), redacted like text."""
+    return redact(json.dumps(value, **options))
+
+
 def _source() -> str | None:
     ctx = click.get_current_context(silent=True)
     return None if ctx is None else ctx.meta.get(SOURCE)
@@ -61,7 +67,7 @@ def _source() -> str | None:
 
 def _fail(message: str, status: int) -> NoReturn:
     source = _source()
-    click.echo(redact(f"jobs: {message}" + (f" ({source})" if source else "")), err=True)
+    click.echo(printable(f"jobs: {message}" + (f" ({source})" if source else "")), err=True)
     sys.exit(status)
 
 

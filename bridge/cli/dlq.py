@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from bridge.cli.common import errors_to_exit_codes, load_bridge
-from bridge.core.redact import redact
+from bridge.cli.common import errors_to_exit_codes, json_text, load_bridge
+from bridge.core.redact import printable
 from bridge.errors import ConfigError
 
 __all__ = ["dlq"]
@@ -36,12 +35,13 @@ def _letters(ctx: click.Context) -> Any:
 def dlq_list(ctx: click.Context, queue: str, limit: int, as_json: bool) -> None:
     entries = _letters(ctx).entries(queue, limit)
     if as_json:
-        click.echo(json.dumps([e.as_json() for e in entries]))
+        click.echo(json_text([e.as_json() for e in entries]))
         return
     if not entries:
-        click.echo(f"no dead letters in {queue}")
+        click.echo(f"no dead letters in {printable(queue)}")
     for e in entries:
-        click.echo(f"{e.id}  {e.name}  attempts={e.attempts}  {e.exc_type}: {redact(e.exc_message)[:120]}")
+        fields = [printable(e.id), printable(e.name), f"attempts={e.attempts}"]
+        click.echo("  ".join(fields) + f"  {printable(e.exc_type)}: {printable(e.exc_message)[:120]}")
 
 
 @dlq.command(
@@ -57,7 +57,7 @@ def dlq_retry(ctx: click.Context, queue: str, job_id: str | None, retry_all: boo
     if (job_id is None) == (not retry_all):
         raise click.UsageError("give exactly one of --id or --all")
     retried = _letters(ctx).retry(queue, job_id)
-    click.echo(json.dumps({"retried": retried}) if as_json else f"retried {retried}")
+    click.echo(json_text({"retried": retried}) if as_json else f"retried {retried}")
 
 
 @dlq.command(name="purge", help="Delete a queue's dead letters (asks first, unless --yes).")
@@ -73,4 +73,4 @@ def dlq_purge(ctx: click.Context, queue: str, yes: bool, as_json: bool) -> None:
             raise click.UsageError("dlq purge deletes dead letters for good: confirm with --yes")
         click.confirm(f"Delete all {letters.count(queue)} dead letters of {queue!r}?", abort=True)
     purged = letters.purge(queue)
-    click.echo(json.dumps({"purged": purged}) if as_json else f"purged {purged}")
+    click.echo(json_text({"purged": purged}) if as_json else f"purged {purged}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from bridge.cli.common import errors_to_exit_codes, load_bridge
+from bridge.cli.common import errors_to_exit_codes, json_text, load_bridge
+from bridge.core.redact import printable
 
 __all__ = ["schedules"]
 
@@ -23,7 +22,7 @@ def schedules() -> None:
 def schedules_list(ctx: click.Context, as_json: bool) -> None:
     repeats = load_bridge(ctx).jobs.list()
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in repeats]))
+        click.echo(json_text([r.as_json() for r in repeats]))
         return
     if not repeats:
         click.echo("no repeats")
@@ -32,7 +31,8 @@ def schedules_list(ctx: click.Context, as_json: bool) -> None:
     for r in repeats:
         rule = f"cron {r.cron}" if r.cron else f"every {r.every_ms} ms"
         nxt = r.next_run.isoformat(timespec="seconds") if r.next_run else "-"
-        click.echo(f"{r.name:24} {r.idempotency_key or '-':16} {rule:22} {r.tz:16} {nxt:25} {r.run_count}")
+        name, key, tz = printable(r.name), printable(r.idempotency_key or "-"), printable(r.tz)
+        click.echo(f"{name:24} {key:16} {rule:22} {tz:16} {nxt:25} {r.run_count}")
 
 
 @schedules.command(name="cancel", help="Cancel a repeat by its identity: name, key and cron or every-ms.")
@@ -49,4 +49,4 @@ def schedules_cancel(
     if (cron is None) == (every_ms is None):
         raise click.UsageError("give exactly one of --cron or --every-ms")
     removed = load_bridge(ctx).jobs.cancel(name=name, idempotency_key=key, cron=cron, every_ms=every_ms)
-    click.echo(json.dumps({"cancelled": removed}) if as_json else ("cancelled" if removed else "not found"))
+    click.echo(json_text({"cancelled": removed}) if as_json else ("cancelled" if removed else "not found"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
 import click
 
-from bridge.cli.common import errors_to_exit_codes, load_settings
+from bridge.cli.common import errors_to_exit_codes, json_text, load_settings
+from bridge.core.redact import printable
 
 __all__ = ["server"]
 
@@ -31,14 +31,14 @@ def _embedded(ctx: click.Context) -> Any:
 def status(ctx: click.Context, as_json: bool) -> None:
     state = _embedded(ctx).status()
     if as_json:
-        click.echo(json.dumps(asdict(state)))
+        click.echo(json_text(asdict(state)))
         return
     if not state.running:
-        click.echo(f"not running (socket {state.socket})")
+        click.echo(f"not running (socket {printable(state.socket)})")
         return
     click.echo(
         f"running  pid {state.pid}  valkey {state.version}  memory {state.used_memory_human}  "
-        f"uptime {state.uptime_s} s\nsocket   {state.socket}"
+        f"uptime {state.uptime_s} s\nsocket   {printable(state.socket)}"
     )
 
 
@@ -50,7 +50,7 @@ def start(ctx: click.Context, as_json: bool) -> None:
     embedded = _embedded(ctx)
     embedded.ensure_running()
     state = embedded.status()
-    click.echo(json.dumps(asdict(state)) if as_json else f"running  pid {state.pid}  socket {state.socket}")
+    click.echo(json_text(asdict(state)) if as_json else f"running  pid {state.pid}  socket {state.socket}")
 
 
 @server.command(help="Stop the server after flushing its append-only file.")
@@ -59,4 +59,4 @@ def start(ctx: click.Context, as_json: bool) -> None:
 @errors_to_exit_codes
 def stop(ctx: click.Context, as_json: bool) -> None:
     stopped = _embedded(ctx).stop()
-    click.echo(json.dumps({"stopped": stopped}) if as_json else ("stopped" if stopped else "was not running"))
+    click.echo(json_text({"stopped": stopped}) if as_json else ("stopped" if stopped else "was not running"))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from bridge.cli.common import errors_to_exit_codes, load_settings
-from bridge.core.redact import redact
+from bridge.cli.common import errors_to_exit_codes, json_text, load_settings
+from bridge.core.redact import printable, redact
 from bridge.errors import BridgeError, ConfigError, InvalidInput
 
 __all__ = ["sqs", "stats_sqs"]
@@ -41,7 +39,7 @@ def sqs_ensure_queue(
         max_receive_count=max_receive_count,
         visibility_timeout=visibility_timeout,
     )
-    click.echo(json.dumps({"url": url}) if as_json else url)
+    click.echo(json_text({"url": url}) if as_json else url)
 
 
 @sqs.command(
@@ -86,7 +84,7 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
         )
     else:
         document = policy(queue_arns, dlq_arns, role)
-    click.echo(json.dumps(document, indent=2))
+    click.echo(json_text(document, indent=2))
 
 
 @click.command(
@@ -106,10 +104,10 @@ def stats_sqs(ctx: click.Context, urls: tuple[str, ...], as_json: bool) -> None:
     admin = SqsAdmin(settings)
     infos = [admin.counts(url) for url in targets]
     if as_json:
-        click.echo(json.dumps([info.as_json() for info in infos]))
+        click.echo(json_text([info.as_json() for info in infos]))
         return
     click.echo(f"{'queue':60} {'visible':>8} {'in flight':>10} {'delayed':>8}")
     for info in infos:
         for label, row in ((info.url, info), (f"  dlq {info.dlq.url}" if info.dlq else "", info.dlq)):
             if row is not None:
-                click.echo(f"{redact(label):60} {row.visible:>8} {row.in_flight:>10} {row.delayed:>8}")
+                click.echo(f"{printable(label):60} {row.visible:>8} {row.in_flight:>10} {row.delayed:>8}")

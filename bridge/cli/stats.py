@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from bridge.cli.common import errors_to_exit_codes, load_bridge
+from bridge.cli.common import errors_to_exit_codes, json_text, load_bridge
+from bridge.core.redact import printable
 from bridge.errors import ConfigError
 
 __all__ = ["metrics_server", "stats"]
@@ -17,9 +17,10 @@ _STATES = ("waiting", "active", "delayed", "scheduled", "failed")
 
 
 def _stats_table(counts: dict[str, Any]) -> str:
-    width = max(len("queue"), *(len(q) for q in counts))
+    shown = {printable(q): c for q, c in counts.items()}
+    width = max(len("queue"), *(len(q) for q in shown))
     lines = [f"{'queue':<{width}}  " + "  ".join(f"{s:>9}" for s in _STATES)]
-    for queue, c in counts.items():
+    for queue, c in shown.items():
         lines.append(f"{queue:<{width}}  " + "  ".join(f"{getattr(c, s):>9}" for s in _STATES))
     return "\n".join(lines)
 
@@ -46,7 +47,7 @@ def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool,
     def render() -> str:
         counts = bridge.stats(queues)
         if as_json:
-            return json.dumps({q: c.as_json() for q, c in counts.items()})
+            return json_text({q: c.as_json() for q, c in counts.items()})
         if prometheus:
             return exposition(counts).rstrip("\n")
         return _stats_table(counts)

@@ -135,7 +135,7 @@ class DeadLetters:
                 pipe.ltrim(self.key(letter.queue), 0, self.max_entries - 1)
                 pipe.execute()
         except Exception as exc:  # a failing record must not mask the job's own failure
-            logger.error("bridge: could not record dead letter %s: %s", letter.id, exc)
+            logger.error("bridge: could not record dead letter %r: %s", letter.id, exc)
 
     def record_rejected(self, *, message_id: str, name: str, queue: str, kind: str, reason: str) -> None:
         """Keep a message the worker rejected unrun: no payload, not retriable."""

@@ -400,13 +400,13 @@ def _owe(delivery_tag: str, score: str | None, action: str, why: str) -> None:
     _owed[delivery_tag] = (str(score), action)
     if action == "ack":
         logger.warning(
-            "bridge: could not ack %s (%s); the job succeeded, so the worker acks it when it "
+            "bridge: could not ack %r (%s); the job succeeded, so the worker acks it when it "
             "reconnects, unless the visibility timeout passes first",
             delivery_tag, why,
         )  # fmt: skip
     else:
         logger.warning(
-            "bridge: job %s did not finish before %s; the worker puts it back on its queue when "
+            "bridge: job %r did not finish before %s; the worker puts it back on its queue when "
             "it reconnects, unless the visibility timeout passes first",
             delivery_tag, why,
         )  # fmt: skip

@@ -185,7 +185,7 @@ class SqsBackend(GuardedBackend):
         try:
             return bool(self.client.exists(f"bridge:tombstone:{job_id}"))
         except RedisError as exc:
-            logger.warning("bridge: could not check the tombstone of %s: %s", job_id, exc)
+            logger.warning("bridge: could not check the tombstone of %r: %s", job_id, exc)
             return False
 
     def withdraw(self, job_id: str) -> bool:

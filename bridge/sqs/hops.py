@@ -82,7 +82,7 @@ def register_hop_task(app: Celery, backend: HopBackend) -> None:
     def sqs_hop(self: Any, job_id: str, name: str, data: Any, queue: str, priority: int | None,
                 due_ms: int, hop: int) -> str:  # fmt: skip
         if backend.is_cancelled(job_id):
-            logger.info("bridge: %s was cancelled; its delay hop %d ends here", job_id, hop)
+            logger.info("bridge: %r was cancelled; its delay hop %d ends here", job_id, hop)
             return "cancelled"
         claim = f"bridge:hop:{job_id}:{hop}"
         try:

@@ -329,7 +329,7 @@ class BridgeScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat is unt
             bridge.jobs_backend.withdraw(job.id)  # cancelled while this run was being enqueued
             return None
         if job.deduplicated:
-            logger.info("bridge beat: run %s of %s was already enqueued", job.id, entry.name)
+            logger.info("bridge beat: run %r of %r was already enqueued", job.id, entry.name)
         return job
 
 

@@ -54,7 +54,7 @@ class RejectedMessages:
 
     def record(self, *, message_id: str, name: str, queue: str, kind: str, reason: str) -> None:
         logger.warning(
-            "bridge: rejected message %s (task %r) from queue %r without running it: %s: %s",
+            "bridge: rejected message %r (task %r) from queue %r without running it: %s: %r",
             message_id, name or "?", queue, kind, reason,
         )  # fmt: skip
         if self.letters is not None:

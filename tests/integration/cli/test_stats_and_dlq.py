@@ -136,10 +136,14 @@ def test_cli_errors_are_one_line_without_traceback_or_secret(server, redis_clien
     bad_syntax = jobs_cli(server, "stats", "--queues", "a,,b")
     down = jobs_cli(server, "stats", "--queues", Q, REDIS_URL="redis://:s3cr3tpw@127.0.0.1:1/0",
                     QUEUE_BACKEND="redis")  # fmt: skip
+    # An unencoded '/' in the password: the URL parser would quote the password's tail as a "port".
+    malformed = jobs_cli(server, "stats", REDIS_URL="redis://:s3cr3tpw/x@127.0.0.1/0", QUEUE_BACKEND="redis")
     assert bad_syntax.returncode == 2
     assert "--queues" in bad_syntax.stderr
     assert down.returncode == 1
-    for done in (bad_syntax, down):
+    assert malformed.returncode == 2
+    assert "percent-encoded" in malformed.stderr
+    for done in (bad_syntax, down, malformed):
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
         assert "s3cr3tpw" not in done.stderr + done.stdout
@@ -172,3 +176,26 @@ def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_clie
     job = bridge.queue.add("ledger.record", {"key": "evented"})
     assert wait_for(lambda: job.id in seen, timeout=20)
     thread.join(25)
+
+
+def test_dlq_list_escapes_terminal_sequences_and_redacts_text_and_json(start_worker, make_bridge, server):
+    start_worker("w1")
+    bridge = make_bridge()
+    hostile = (
+        "\x1b]0;owned\x07\x1b[2J\x1b]8;;http://evil/\x1b\\link\x1b]8;;\x1b\\ "
+        "redis://app:hunter2@db.internal:6379/0 then aws_secret_access_key=AKIAsecretKEY1"
+    )
+    bridge.queue.add("ledger.fail", {"key": hostile})
+    assert wait_for(lambda: bridge.dead_letters.count("celery") == 1, timeout=20)
+
+    text = jobs_cli(server, "dlq", "list", "--queue", "celery")
+    as_json = jobs_cli(server, "dlq", "list", "--queue", "celery", "--json")
+    for done in (text, as_json):
+        assert done.returncode == 0, done.stderr
+        assert "hunter2" not in done.stdout
+        assert "AKIAsecretKEY1" not in done.stdout
+        assert not any(ch in done.stdout for ch in "\x1b\x07")
+    assert "\\x1b]0;owned\\x07" in text.stdout  # shown, as text, not obeyed
+    [letter] = json.loads(as_json.stdout)
+    assert "redis://app:***@db.internal:6379/0" in letter["exc_message"]
+    assert "hunter2" not in letter["traceback"]

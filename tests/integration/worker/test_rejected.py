@@ -140,7 +140,7 @@ def test_malformed_messages_are_rejected_unrun_counted_and_the_worker_carries_on
 
     log = worker.log.read_text(errors="replace")
     for message_id in letters:
-        assert f"WARNING/MainProcess] bridge: rejected message {message_id}" in log
+        assert f"WARNING/MainProcess] bridge: rejected message {message_id!r}" in log
 
     listed = jobs_cli(server, "dlq", "list", "--queue", "celery", "--json")
     assert listed.returncode == 0, listed.stderr
