@@ -29,6 +29,8 @@ JOBS_PROMOTE_INTERVAL_MS    how often workers move due delayed jobs (200)
 JOBS_DLQ_MAX                dead letters kept per queue (10000)
 JOBS_VISIBILITY_TIMEOUT_SEC Redis: seconds before an unacked job (its worker
                             died) is handed out again (3600)
+JOBS_DASHBOARD_TOKEN        token the metrics server (and dashboard) require
+                            of every request (unset: none)
 ==========================  ===============================================
 """
 
@@ -88,6 +90,7 @@ class Settings:
     promote_interval_ms: int = 200
     dlq_max: int = 10_000
     visibility_timeout_sec: int = 3600
+    dashboard_token: str | None = field(default=None, repr=False)  # a secret: never in a repr
 
     def __post_init__(self) -> None:
         _check_choice("QUEUE_BACKEND", self.queue_backend, BACKEND_ALIASES.values())
@@ -225,6 +228,7 @@ class Settings:
             promote_interval_ms=positive("JOBS_PROMOTE_INTERVAL_MS", 200),
             dlq_max=positive("JOBS_DLQ_MAX", 10_000),
             visibility_timeout_sec=positive("JOBS_VISIBILITY_TIMEOUT_SEC", 3600),
+            dashboard_token=get("JOBS_DASHBOARD_TOKEN") or None,
         )
 
 

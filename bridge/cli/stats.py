@@ -75,15 +75,23 @@ def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool,
 def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -> None:
     import time
 
-    from bridge.cli.metrics import serve
+    from bridge.cli.metrics import is_loopback, serve
     from bridge.stats import parse_queues
 
     queues = parse_queues(queues_text)
     bridge = load_bridge(ctx)
+    token = bridge.settings.dashboard_token
     try:
-        server = serve(lambda: bridge.stats(queues), host, port)
+        server = serve(lambda: bridge.stats(queues), host, port, token=token)
     except OSError as exc:  # a port in use is a usage error, not a traceback
         raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}).") from None
+    if not is_loopback(host) and not token:
+        click.echo(
+            f"jobs: warning: --host {host} is reachable from other machines and no JOBS_DASHBOARD_TOKEN "
+            "is set: anyone who reaches the port reads the queue names and counts. Set "
+            "JOBS_DASHBOARD_TOKEN (scrapers then send Authorization: Bearer <token>), or bind 127.0.0.1.",
+            err=True,
+        )
     click.echo(f"serving http://{host}:{server.server_address[1]}/metrics for {', '.join(queues)}")
     try:
         while True:

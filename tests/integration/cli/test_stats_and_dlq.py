@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -199,3 +204,62 @@ def test_dlq_list_escapes_terminal_sequences_and_redacts_text_and_json(start_wor
     [letter] = json.loads(as_json.stdout)
     assert "redis://app:***@db.internal:6379/0" in letter["exc_message"]
     assert "hunter2" not in letter["traceback"]
+
+
+def _metrics_server(server, *args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "metrics-server", "--queues", Q, "--port", "0", *args],
+        cwd=ROOT, env=server.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = proc.stdout.readline()
+    assert line.startswith("serving http://"), proc.stderr.read() if proc.poll() is not None else line
+    return proc, line.split()[1]
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("Threads:")[1].split()[0])
+
+
+def _get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, http.client.HTTPException):  # closed unanswered: the server is busy
+        return 0
+
+
+def test_metrics_server_requires_its_token_and_bounds_idle_connections(server, redis_client):
+    from bridge.cli.metrics import MAX_WORKERS
+
+    proc, url = _metrics_server(server, JOBS_DASHBOARD_TOKEN="s3cret-t0ken")
+    idle: list[socket.socket] = []
+    try:
+        assert _get(url) == 401
+        assert _get(url, "wrong") == 401
+        assert _get(url, "s3cret-t0ken") == 200
+
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        for _ in range(60):  # clients that connect and never send a byte
+            idle.append(socket.create_connection((host, int(port)), timeout=5))
+        time.sleep(1.0)
+        assert _threads(proc.pid) <= MAX_WORKERS + 4  # not a thread per idle connection
+        # Each idle connection is dropped after the read timeout, and scrapes are served again.
+        assert wait_for(lambda: _get(url, "s3cret-t0ken") == 200, timeout=40, interval=1.0)
+        assert wait_for(lambda: _threads(proc.pid) <= 4, timeout=30)
+    finally:
+        for sock in idle:
+            sock.close()
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("token", [None, "t0k"])
+def test_metrics_server_warns_when_reachable_from_other_machines_without_a_token(server, redis_client, token):
+    env = {"JOBS_DASHBOARD_TOKEN": token} if token else {}
+    proc, _ = _metrics_server(server, "--host", "0.0.0.0", **env)
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    assert ("no JOBS_DASHBOARD_TOKEN" in err) is (token is None), err
