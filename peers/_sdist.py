@@ -14,6 +14,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
 CACHE = Path(__file__).resolve().parent.parent / ".peers"
 
 
@@ -44,12 +47,21 @@ def sdist_root(project: str, version: str) -> Path:
     return top
 
 
-def expected_failures(path: Path) -> dict[str, str]:
-    """``test-id reason`` lines of ``path`` (``#`` starts a comment)."""
+def expected_failures(path: Path, version: str) -> dict[str, str]:
+    """``test-id reason`` lines of ``path`` (``#`` starts a comment) that apply to ``version``.
+
+    A reason that starts with a version range in brackets (``[<5.4] ...``) applies to the
+    versions in that range only.
+    """
     out = {}
     for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             test, _, why = line.partition(" ")
+            why = why.strip()
+            if why.startswith("["):
+                versions, _, why = why[1:].partition("]")
+                if Version(version) not in SpecifierSet(versions):
+                    continue
             out[test] = why.strip()
     return out
 

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit("peers/celery.py needs redis-server on PATH (apt-get install redis-server)")
     version = installed_version("celery")
     root = sdist_root("celery", version)
-    expected = expected_failures(EXPECTED)
+    expected = expected_failures(EXPECTED, version)
     print(f"Celery {version}'s {' '.join(files)} with {'no bridge' if stock else 'a bridged worker'}")
     for test, why in expected.items():
         print(f"  deselected (fails without the bridge too): {test}: {why}")

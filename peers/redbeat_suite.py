@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     stock = "--stock" in argv
     version = installed_version("celery-redbeat")
     folder = bridged_copy(sdist_tests(version), stock)
-    expected = expected_failures(EXPECTED)
+    expected = expected_failures(EXPECTED, version)
     print(f"celery-redbeat {version} suite with {'redbeat' if stock else 'the bridge'}'s classes")
     for test, why in expected.items():
         print(f"  deselected (fails with redbeat's own classes too): {test}: {why}")

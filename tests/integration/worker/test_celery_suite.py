@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
+from packaging.version import Version
 
 from tests.conftest import ROOT
 
@@ -32,4 +34,6 @@ def test_celerys_test_tasks_passes_with_a_bridged_worker() -> None:
     assert int(bridged.group(1)) >= 2
     summary = out.stdout.strip().splitlines()[-1]
     assert " failed" not in summary, tail
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 50, summary  # the suite ran, not an empty run
+    # The suite ran, not an empty run: Celery 5.7's file has 58 tests that pass here, 5.3.6's has 27.
+    least = 50 if Version(version("celery")) >= Version("5.7") else 25
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= least, summary
