@@ -41,11 +41,17 @@ FAILED = pytest.StashKey[bool]()
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Mark a test whose body failed, so its fixtures can collect more evidence on teardown."""
+    """Mark a test whose body failed, so its fixtures can collect more evidence on teardown; under CI,
+    turn a skip into a failure."""
     outcome: Any = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         item.stash[FAILED] = True
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        # Under CI nothing is skipped silently: a skip means a part is missing, which is a failure.
+        why = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"CI: skipped ({why})"
 
 
 def _service_missing(what: str) -> None:

@@ -27,14 +27,13 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from cryptography import x509
 
 from bridge import BackendUnavailable, Bridge, Settings, celeryconfig
 from tests.conftest import ROOT, Server, WorkerProcess, read_ledger, stop_workers, wait_for
 from tests.redis_server import RedisServerProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
-
-x509 = pytest.importorskip("cryptography.x509")
 
 
 @dataclass(frozen=True)
