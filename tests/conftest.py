@@ -33,6 +33,8 @@ from tests.redis_server import RedisServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+#: The installed ``jobs`` command, as users run it (not ``python -m bridge.cli``).
+JOBS = str(Path(sys.executable).with_name("jobs"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -13,7 +12,7 @@ import pytest
 from bridge import ConfigError, InvalidSchedule
 from bridge.jobs import Repeat
 from bridge.worker.beat import BridgeScheduler
-from tests.conftest import BEAT_LOCK, ROOT, read_ledger, server_ms, wait_for
+from tests.conftest import BEAT_LOCK, JOBS, ROOT, read_ledger, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
@@ -157,7 +156,7 @@ def test_end_before_start_is_refused(make_bridge):
 
 def jobs_cli(server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=server.env(), capture_output=True,
+        [JOBS, *args], cwd=ROOT, env=server.env(), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
 

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import traceback
 import urllib.error
@@ -29,7 +28,7 @@ import pytest
 from celery import Celery
 
 from bridge import Bridge, BridgeError, Settings, celeryconfig
-from tests.conftest import ROOT, MotoSqs, Server, WorkerProcess, wait_for
+from tests.conftest import JOBS, ROOT, MotoSqs, Server, WorkerProcess, wait_for
 from tests.redis_server import RedisServerProcess, free_port
 
 pytestmark = [pytest.mark.redis]
@@ -75,7 +74,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def jobs_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=cli_env(**env), capture_output=True,
+        [JOBS, *args], cwd=ROOT, env=cli_env(**env), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
 
@@ -139,7 +138,7 @@ def test_metrics_server_prints_no_password(
     assert_no_secret(busy.stdout, busy.stderr)
     # Serving: a scrape while the server refuses the password answers 503 with the reason.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "metrics-server", "--port", "0"], cwd=ROOT,
+        [JOBS, "metrics-server", "--port", "0"], cwd=ROOT,
         env=cli_env(REDIS_URL=wrong_password_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

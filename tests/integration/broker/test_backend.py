@@ -11,7 +11,6 @@ import gc
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ from celery import Celery
 from kombu import Connection
 
 from bridge import BackendUnavailable, Bridge
-from tests.conftest import CeleryProcess, Server, _service_missing, server_ms, wait_for
+from tests.conftest import JOBS, CeleryProcess, Server, _service_missing, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker, pytest.mark.rabbitmq]
 
@@ -219,7 +218,7 @@ def jobs_cli(rabbit: str, system_redis: Server, *args: str) -> subprocess.Comple
     env = system_redis.env(TEST_AMQP_URL=rabbit)
     env.pop("QUEUE_BACKEND")
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "-A", APP, *args], env=env, capture_output=True, text=True,
+        [JOBS, "-A", APP, *args], env=env, capture_output=True, text=True,
         timeout=60, check=False,
     )  # fmt: skip
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from bridge.sqs.admin import SqsAdmin
-from tests.conftest import ROOT, MotoSqs
+from tests.conftest import JOBS, ROOT, MotoSqs
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.sqs
@@ -20,7 +19,7 @@ def jobs_cli(sqs: MotoSqs, *args: str, **env: str) -> subprocess.CompletedProces
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SQS_", "REDIS_URL"))}
     environ.update(sqs.env(), PYTHONPATH=str(ROOT), **env)
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "sqs", "iam-policy", *args], cwd=ROOT, env=environ,
+        [JOBS, "sqs", "iam-policy", *args], cwd=ROOT, env=environ,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

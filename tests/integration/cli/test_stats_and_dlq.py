@@ -7,7 +7,6 @@ import http.client
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, read_ledger, wait_for
+from tests.conftest import JOBS, ROOT, read_ledger, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 Q = "work"
@@ -24,7 +23,7 @@ Q = "work"
 
 def jobs_cli(server, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=server.env(**env), capture_output=True,
+        [JOBS, *args], cwd=ROOT, env=server.env(**env), capture_output=True,
         text=True, timeout=90,
     )  # fmt: skip
 
@@ -120,7 +119,7 @@ def test_metrics_server_serves_prometheus_text(make_bridge, redis_client, server
     bridge = make_bridge()
     bridge.queue.add("ledger.record", {"key": "m"}, queue=Q)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "metrics-server", "--queues", Q, "--port", "0"],
+        [JOBS, "metrics-server", "--queues", Q, "--port", "0"],
         cwd=ROOT, env=server.env(), stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -208,7 +207,7 @@ def test_dlq_list_escapes_terminal_sequences_and_redacts_text_and_json(start_wor
 
 def _metrics_server(server, *args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "metrics-server", "--queues", Q, "--port", "0", *args],
+        [JOBS, "metrics-server", "--queues", Q, "--port", "0", *args],
         cwd=ROOT, env=server.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     line = proc.stdout.readline()

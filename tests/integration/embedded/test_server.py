@@ -22,7 +22,7 @@ import redis
 
 from bridge import ConfigError
 from bridge.embedded.server import EmbeddedServer
-from tests.conftest import ROOT, read_ledger, wait_for
+from tests.conftest import JOBS, ROOT, read_ledger, wait_for
 
 pytestmark = pytest.mark.redis
 embedded_only = pytest.mark.parametrize("backend_kind", ["embedded"], indirect=True)
@@ -143,7 +143,7 @@ def jobs_cli(*args: str, home: Path | str, **env: str) -> subprocess.CompletedPr
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "QUEUE_BACKEND")}
     environ.update(BRIDGE_HOME=str(home), **env)
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=environ, capture_output=True, text=True,
+        [JOBS, *args], cwd=ROOT, env=environ, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from celery import Celery
 
 from bridge import Bridge, celeryconfig
 from bridge.errors import BackendUnavailable
-from tests.conftest import CeleryProcess, Server, read_ledger, wait_for
+from tests.conftest import JOBS, CeleryProcess, Server, read_ledger, wait_for
 from tests.redis_server import RedisServerProcess, SentinelGroup
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker, pytest.mark.slow]
@@ -102,7 +101,7 @@ def test_workers_beat_and_producers_carry_on_after_the_primary_is_killed(
         assert bridge.queue.add("ledger.record", {"key": "before"}, idempotency_key="before").deduplicated
         # The jobs command reaches the new primary through the same sentinels.
         out = subprocess.run(
-            [sys.executable, "-m", "bridge.cli", "stats", "--json"],
+            [JOBS, "stats", "--json"],
             env=server.env(), capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr

@@ -16,7 +16,6 @@ import logging
 import os
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from celery import Celery
 from cryptography import x509
 
 from bridge import BackendUnavailable, Bridge, Settings, celeryconfig
-from tests.conftest import ROOT, Server, WorkerProcess, read_ledger, stop_workers, wait_for
+from tests.conftest import JOBS, ROOT, Server, WorkerProcess, read_ledger, stop_workers, wait_for
 from tests.redis_server import RedisServerProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
@@ -148,7 +147,7 @@ def jobs_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SQS_", "REDIS_URL"))}
     environ.update(PYTHONPATH=str(ROOT), **env)
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=environ, capture_output=True, text=True,
+        [JOBS, *args], cwd=ROOT, env=environ, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import boto3
 import pytest
 
 from bridge import InvalidInput
 from bridge.sqs.admin import SqsAdmin
-from tests.conftest import ROOT
+from tests.conftest import JOBS, ROOT
 
 pytestmark = pytest.mark.sqs
 
@@ -21,7 +20,7 @@ def jobs_cli(sqs, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SQS_", "REDIS_URL"))}
     environ.update(sqs.env(), PYTHONPATH=str(ROOT), **env)
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=environ, capture_output=True, text=True,
+        [JOBS, *args], cwd=ROOT, env=environ, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
 

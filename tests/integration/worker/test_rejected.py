@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import redis
 
 from bridge import Bridge, celeryconfig
-from tests.conftest import BACKENDS, ROOT, read_ledger, wait_for
+from tests.conftest import BACKENDS, JOBS, ROOT, read_ledger, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
@@ -61,7 +60,7 @@ def exploit_body(marker: Path, url: str) -> bytes:
 
 def jobs_cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=server.env(), capture_output=True,
+        [JOBS, *args], cwd=ROOT, env=server.env(), capture_output=True,
         text=True, timeout=90,
     )  # fmt: skip
 
