@@ -29,6 +29,7 @@ if os.environ.get("TEST_KEYPREFIX"):  # one tenant of several on one database
 bridge = Bridge(app)
 
 LEDGER = "test:ledger"
+STARTED = "test:started"  # runs with sleep_s, as they start
 
 
 def client() -> redis.Redis:
@@ -46,6 +47,8 @@ def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -
     """Write one ledger line per run: id, key, worker and the server time it ran."""
     started = server_ms()
     if sleep_s:
+        # A long run also says when it starts: a redelivery shows before the first run ends.
+        client().rpush(STARTED, json.dumps({"id": self.request.id, "key": key, "at_ms": started}))
         time.sleep(sleep_s)
     line = {
         "id": self.request.id,
