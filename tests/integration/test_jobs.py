@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from bridge import ConfigError, InvalidSchedule
+from bridge import ConfigError, InvalidPayload, InvalidSchedule
 from bridge.jobs import Repeat
 from bridge.worker.beat import BridgeScheduler
 from tests.conftest import BEAT_LOCK, JOBS, ROOT, read_ledger, server_ms, wait_for
@@ -152,6 +152,20 @@ def test_end_before_start_is_refused(make_bridge):
             "x.y", {}, every_ms=1000,
             start_at=datetime(2030, 1, 2, tzinfo=UTC), end_at=datetime(2030, 1, 1, tzinfo=UTC),
         )  # fmt: skip
+
+
+TAGGED = [{"when": {"__type__": "datetime", "year": 2030}}, {"s": {"__type__": "interval"}}]
+
+
+@pytest.mark.parametrize("data", TAGGED)
+def test_a_repeats_data_holding_a_type_tag_is_refused_and_stores_nothing(make_bridge, redis_client, data):
+    """redbeat's tagged JSON would read such data back as a date or schedule: refused, not changed."""
+    bridge = make_bridge()
+    before = snapshot(redis_client)
+    with pytest.raises(InvalidPayload, match="__type__") as excinfo:
+        bridge.jobs.schedule("ledger.record", data, every_ms=5000)
+    assert excinfo.value.field == "data"
+    assert snapshot(redis_client) == before
 
 
 def jobs_cli(server, *args: str) -> subprocess.CompletedProcess[str]:

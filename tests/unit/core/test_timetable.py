@@ -10,6 +10,7 @@ from croniter import croniter
 
 from bridge import InvalidSchedule
 from bridge.core.timetable import Timetable
+from bridge.core.validation import MAX_MS
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -117,9 +118,18 @@ def test_tagged_json_round_trip():
         ({"every_ms": 10, "tz": "Nowhere/Land"}, "tz"),
         ({"every_ms": 10, "start_at": datetime(2026, 1, 1)}, "start_at"),  # naive
         ({"every_ms": 10, "start_at": utc(2026, 1, 2), "end_at": utc(2026, 1, 1)}, "end_at"),
+        ({"every_ms": 10, "start_at": utc(2026, 1, 1), "end_at": utc(2026, 1, 1)}, "end_at"),  # empty span
+        ({"every_ms": MAX_MS + 1}, "every_ms"),  # over 10 years
+        ({"every_ms": 1.5}, "every_ms"),
+        ({"cron": "0 0 31 2 *"}, "cron"),  # 31 February: valid syntax, never fires
+        ({"cron": "0 0 30 2 *"}, "cron"),
+        ({"every_ms": 10, "start_at": utc(1969, 12, 31)}, "start_at"),  # before 1970
+        ({"every_ms": 10, "end_at": utc(9001, 1, 1)}, "end_at"),  # past 9000
+        ({"every_ms": 10, "start_at": "2026-01-01T00:00:00Z"}, "start_at"),  # a string, not a datetime
     ],
 )
 def test_invalid_timetables_name_the_field(kwargs, field):
+    """Each refusal the README lists, one by one (a refusal that went missing fails here)."""
     with pytest.raises(InvalidSchedule) as excinfo:
         Timetable(**kwargs)
     assert excinfo.value.field == field

@@ -9,14 +9,16 @@ from collections.abc import Callable
 import pytest
 
 from bridge.core.validation import (
+    MAX_MS,
     check_delay_ms,
+    check_group,
     check_key,
     check_name,
     check_payload,
     check_priority,
     check_queue,
 )
-from bridge.errors import BridgeError, InvalidInput, InvalidPayload
+from bridge.errors import BridgeError, DelayTooLong, InvalidInput, InvalidPayload
 
 
 def refused(check: Callable[[object], object], value: object, field: str) -> InvalidInput:
@@ -95,6 +97,24 @@ def test_delay_accepts_whole_milliseconds(value: object, expected: int) -> None:
 @pytest.mark.parametrize("value", [1.5, -1, -1.0, True, "10", math.inf, math.nan])
 def test_delay_refuses_fractions_negatives_and_non_numbers(value: object) -> None:
     refused(check_delay_ms, value, "delay_ms")
+
+
+def test_delay_up_to_ten_years_is_accepted_and_one_ms_more_is_too_long() -> None:
+    assert check_delay_ms(MAX_MS) == MAX_MS
+    with pytest.raises(DelayTooLong) as excinfo:
+        check_delay_ms(MAX_MS + 1)
+    assert excinfo.value.field == "delay_ms"
+    assert "10 years" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("group_id", ["g", "tenant-7", "x" * 128, "a~b!c"])
+def test_group_id_accepts_1_to_128_printable_ascii(group_id: str) -> None:
+    assert check_group(group_id) == group_id
+
+
+@pytest.mark.parametrize("group_id", ["", "x" * 129, "tab\there", "é", 7, b"g"])
+def test_group_id_refuses_empty_long_non_ascii_and_non_strings(group_id: object) -> None:
+    refused(check_group, group_id, "group_id")
 
 
 # -- priority ------------------------------------------------------------------
