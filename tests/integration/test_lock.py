@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bridge import Bridge, LockLost, LockNotAcquired, Settings
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, wait_for
 
 pytestmark = pytest.mark.redis
 both_backends = pytest.mark.parametrize("backend_kind", BACKENDS, indirect=True)
@@ -86,16 +86,18 @@ def test_release_happens_when_the_block_raises(make_bridge, redis_client):
 
 def test_auto_extend_keeps_the_lock_past_its_ttl_and_stops_on_exit(make_bridge, redis_client):
     bridge = make_bridge()
-    with bridge.lock("long", ttl_ms=300, auto_extend=True):
-        time.sleep(1.0)  # three times the ttl
+    # A ttl of 1.5 s, extended every 0.5 s: a busy machine stalling the extender for a moment
+    # does not lose it, as a 300 ms ttl could.
+    with bridge.lock("long", ttl_ms=1500, auto_extend=True):
+        time.sleep(4.5)  # three times the ttl
         with pytest.raises(LockNotAcquired):
-            bridge.lock("long", ttl_ms=300, blocking=False).acquire()
+            bridge.lock("long", ttl_ms=1500, blocking=False).acquire()
     assert not redis_client.exists("bridge:lock:long")
 
 
 def _hold_forever(settings: Settings) -> None:
     bridge = _bridge(settings)
-    with bridge.lock("orphan", ttl_ms=500, auto_extend=True):
+    with bridge.lock("orphan", ttl_ms=1500, auto_extend=True):
         time.sleep(60)
 
 
@@ -103,15 +105,13 @@ def test_auto_extend_stops_when_the_holder_dies(server, redis_client):
     ctx = multiprocessing.get_context("spawn")
     holder = ctx.Process(target=_hold_forever, args=(server.settings(),))
     holder.start()
-    deadline = time.monotonic() + 30
-    while not redis_client.exists("bridge:lock:orphan") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
-    assert redis_client.exists("bridge:lock:orphan")  # extended past its 500 ms while alive
+    assert wait_for(lambda: bool(redis_client.exists("bridge:lock:orphan")), timeout=30)
+    time.sleep(4.0)  # well past its 1.5 s ttl: only the extender keeps it
+    assert redis_client.exists("bridge:lock:orphan")
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(10)
-    time.sleep(0.7)
-    assert not redis_client.exists("bridge:lock:orphan")
+    assert redis_client.pttl("bridge:lock:orphan") <= 1500  # nobody extends it any more
+    assert wait_for(lambda: not redis_client.exists("bridge:lock:orphan"), timeout=10)
 
 
 def test_lock_as_a_decorator_takes_a_fresh_lock_per_call(make_bridge, redis_client):
