@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from celery import signals
 
 from bridge import BackendUnavailable, Bridge, InvalidJob, InvalidPayload
 from bridge.core.ids import job_id_for
+from tests.reply_dropper import ReplyDropper
 
 pytestmark = pytest.mark.redis
 
@@ -298,3 +300,29 @@ def test_template_message_equals_celerys_own_message(make_bridge, redis_client):
         for message in (fast, full):
             message["properties"].pop("delivery_tag")
         assert fast == full
+
+
+def test_an_add_whose_reply_was_lost_publishes_one_job_however_often_it_is_retried(
+    make_bridge: Callable[..., Bridge], redis_client, server
+):
+    """The add's script ran, its reply never came back: the add (and the user's retry) publish once."""
+    target = urlsplit(server.url)
+    dropper = ReplyDropper((target.hostname or "127.0.0.1", target.port or 6379), marker=b"EVALSHA")
+    try:
+        bridge = make_bridge(redis_url=f"redis://127.0.0.1:{dropper.port}{target.path}")
+        bridge.queue.add("ledger.record", {"key": "warm-up"})  # the script and template are loaded
+        dropper.arm()
+        try:
+            first = bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1")
+        except BackendUnavailable:
+            first = None  # what a user sees when the client gives up: retrying is safe
+        assert dropper.dropped == 1  # the fault happened
+        again = bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1")
+        assert again.deduplicated
+        if first is not None:  # redis-py resent the command itself, and the script saw its own claim
+            assert first.id == again.id
+        keyed = [m for m in messages(redis_client) if body_of(m)[1] == {"key": "k"}]
+        assert len(keyed) == 1
+        assert keyed[0]["headers"]["id"] == again.id
+    finally:
+        dropper.close()
