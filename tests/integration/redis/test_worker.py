@@ -110,6 +110,19 @@ def test_dedupe_until_finish_frees_the_key_when_the_job_is_done(start_worker, ma
     assert wait_for(lambda: redis_client.llen("test:ledger") == 2)
 
 
+def test_dedupe_until_finish_frees_the_key_of_a_job_that_failed_for_good(
+    start_worker, make_bridge, redis_client
+):
+    start_worker("w1", JOBS_DEDUPE_UNTIL="finish")
+    bridge = make_bridge()
+    failed = bridge.queue.add("ledger.fail", {"key": "broken"}, idempotency_key="broken")
+    assert wait_for(lambda: bridge.dead_letters.count("celery") == 1, timeout=20)
+    assert wait_for(lambda: not redis_client.exists(f"bridge:guard:{failed.id}"), timeout=5)
+    again = bridge.queue.add("ledger.fail", {"key": "broken"}, idempotency_key="broken")
+    assert not again.deduplicated  # a fresh attempt, not the dead job's key
+    assert wait_for(lambda: bridge.dead_letters.count("celery") == 2, timeout=20)
+
+
 def test_worker_consumes_a_routed_queue(start_worker, make_bridge, redis_client):
     start_worker("w1", queues="reports")
     job = make_bridge().queue.add("ledger.record", {"key": "routed"}, queue="reports", priority=5)
