@@ -159,17 +159,19 @@ def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_clie
 
     bridge = make_bridge()
     start_worker("w1", events=True)
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
     ready = threading.Event()
     receivers: list = []
+    flow = ("task-received", "task-started", "task-succeeded")
 
-    def on_succeeded(event: dict) -> None:
-        seen.append(event["uuid"])
-        receivers[0].should_stop = True  # seen what we came for: stop consuming
+    def on_event(event: dict) -> None:
+        seen.append((event["type"], event["uuid"]))
+        if event["type"] == "task-succeeded":
+            receivers[0].should_stop = True  # the last of the flow: stop consuming
 
     def listen() -> None:
         with bridge.app.connection_for_read() as conn:
-            receivers.append(bridge.app.events.Receiver(conn, handlers={"task-succeeded": on_succeeded}))
+            receivers.append(bridge.app.events.Receiver(conn, handlers=dict.fromkeys(flow, on_event)))
             ready.set()
             with contextlib.suppress(TimeoutError):  # nothing came: the assert below says so
                 receivers[0].capture(limit=None, timeout=20, wakeup=False)
@@ -178,8 +180,9 @@ def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_clie
     thread.start()
     ready.wait(10)
     job = bridge.queue.add("ledger.record", {"key": "evented"})
-    assert wait_for(lambda: job.id in seen, timeout=20)
+    assert wait_for(lambda: ("task-succeeded", job.id) in seen, timeout=20)
     thread.join(25)
+    assert [kind for kind, uuid in seen if uuid == job.id] == list(flow)  # each once, in order
 
 
 def test_dlq_list_escapes_terminal_sequences_and_redacts_text_and_json(start_worker, make_bridge, server):
