@@ -85,6 +85,16 @@ def capture(self: Any, order_id: int, sleep_s: float = 0) -> dict[str, Any]:
     return {"captured": order_id}
 
 
+@signals.task_postrun.connect
+def _record_capture_outcomes(
+    sender: Any = None, task_id: str | None = None, state: str | None = None, retval: Any = None, **_: Any
+) -> None:
+    """Every delivery of ledger.capture, as it ends: the test sees each one, not only the body's run."""
+    if getattr(sender, "name", None) == "ledger.capture":
+        outcome = {"id": task_id, "state": state, "retval": retval if state == "SUCCESS" else None}
+        client().rpush("test:outcomes", json.dumps(outcome))
+
+
 @app.task(
     name="ledger.flaky", bind=True, autoretry_for=(RuntimeError,), max_retries=3, default_retry_delay=0.3
 )

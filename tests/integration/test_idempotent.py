@@ -27,7 +27,15 @@ def test_the_same_message_delivered_twice_runs_the_body_once(start_worker, make_
         bridge.app.send_task("ledger.capture", kwargs={"order_id": 7}, task_id=job_id)
 
     assert bridge.app.AsyncResult(job_id).get(timeout=30) == {"captured": 7}
-    time.sleep(3.0)  # the second delivery either returned the stored result or retried after the lease
+
+    def succeeded() -> list[dict]:
+        outcomes = [json.loads(raw) for raw in redis_client.lrange("test:outcomes", 0, -1)]
+        return [o for o in outcomes if o["id"] == job_id and o["state"] == "SUCCESS"]
+
+    # Both deliveries ended in success (one after a retry if it came while the body ran) ...
+    assert wait_for(lambda: len(succeeded()) == 2, timeout=30)
+    assert [o["retval"] for o in succeeded()] == [{"captured": 7}] * 2
+    # ... and the body ran once: the second returned the stored result.
     assert [line["id"] for line in read_ledger(redis_client)] == [job_id]
     assert len(started(redis_client)) == 1
 
