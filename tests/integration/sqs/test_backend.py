@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -9,7 +10,7 @@ from collections import Counter, defaultdict
 import boto3
 import pytest
 
-from bridge import BackendUnavailable, DelayTooLong, InvalidJob, InvalidPayload
+from bridge import BackendUnavailable, BridgeError, DelayTooLong, InvalidJob, InvalidPayload
 from bridge.sqs.admin import SqsAdmin
 from tests.conftest import read_ledger, server_ms, wait_for
 from tests.redis_server import free_port
@@ -175,3 +176,35 @@ def test_a_handler_three_times_the_visibility_timeout_runs_once_with_the_heartbe
         assert len(read_ledger(redis_client)) == 1
     else:
         assert len(starts) >= 2  # the control: without the heartbeat SQS hands it out again
+
+
+def test_a_failed_send_frees_the_key_so_the_retry_sends(sqs, make_bridge, redis_client):
+    url = f"{sqs.endpoint}/123456789012/created-late"  # no such queue yet: the send fails
+    bridge = sqs_bridge(make_bridge, sqs, url)
+    with pytest.raises(BridgeError):
+        bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1")
+    assert redis_client.keys("bridge:guard:*") == []  # no claimed key without a job
+
+    assert SqsAdmin(sqs.settings()).ensure_queue("created-late") == url
+    job = bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1")
+    assert not job.deduplicated
+    assert visible(url, sqs) == 1
+
+
+def test_fifo_sends_carry_a_deduplication_id_from_the_key_and_sqs_dedupes_behind_the_guard(
+    sqs, make_bridge, redis_client
+):
+    url = SqsAdmin(sqs.settings()).ensure_queue("deduped.fifo", fifo=True)
+    bridge = sqs_bridge(make_bridge, sqs, url, fifo=True)
+    first = bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1", group_id="g")
+    redis_client.delete(f"bridge:guard:{first.id}")  # the guard gone (say, expired): SQS's own dedupe holds
+    again = bridge.queue.add("ledger.record", {"key": "k"}, idempotency_key="order-1", group_id="g")
+    assert not again.deduplicated  # sent again by the bridge ...
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs.endpoint)
+    received = client.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+    ).get("Messages", [])
+    assert len(received) == 1  # ... and dropped by SQS within its 5-minute window
+    expected = hashlib.sha256(b"ledger.record\0order-1").hexdigest()
+    assert received[0]["Attributes"]["MessageDeduplicationId"] == expected
+    assert received[0]["Attributes"]["MessageGroupId"] == "g"
