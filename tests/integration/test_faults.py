@@ -238,7 +238,7 @@ def test_redis_down_under_load_loses_no_job_and_reruns_only_what_celery_never_ac
     assert wait_for(lambda: len(ledger_lines(ledger)) >= 200, timeout=60)
 
     getattr(private_redis, how)()
-    time.sleep(5)
+    time.sleep(5)  # the outage: producers and workers see Redis gone for 5 s
     private_redis.start()
 
     check_no_key_lost_and_reruns_only_unacked(client, ledger, producer_reports(procs))
@@ -320,11 +320,11 @@ def test_beat_killed_mid_burst_fires_no_tick_twice_and_skips_only_by_the_catch_u
     ), "the standby beat did not take the lock within 15 s"
     took_over_ms = server_ms(redis_client)
     start_worker("w1", concurrency=2)
-    time.sleep(4.0)
+    time.sleep(4.0)  # the standby fires a few ticks (every second) before it is stopped too
     standby.stop()
     stopped_ms = server_ms(redis_client)
     assert wait_for(lambda: redis_client.llen("app:jobs") == 0, timeout=60)
-    time.sleep(1.5)
+    time.sleep(1.5)  # proves nothing more fires: beats are stopped and the queue is empty
 
     instant_of = {
         job_id_for("ledger.record", f"{rid}@{t}"): (rid, t)

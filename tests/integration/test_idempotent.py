@@ -50,7 +50,7 @@ def test_a_crash_mid_body_lets_the_redelivery_run_it(start_worker, make_bridge, 
 
     # task_reject_on_worker_lost requeues it; the dead run's lease expires; the body runs again.
     assert wait_for(lambda: redis_client.llen("test:ledger") >= 1, timeout=40)
-    time.sleep(2.0)
+    time.sleep(2.0)  # proves no third run: one more lease (2 s) for any other redelivery to show
     assert [line["id"] for line in read_ledger(redis_client)] == [job.id]
     assert len(started(redis_client)) == 2
 

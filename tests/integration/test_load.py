@@ -102,7 +102,7 @@ def test_50k_jobs_from_8_producers_run_once_and_leave_redis_as_it_was(
     assert all(json.loads(entry)["exc_type"] == "ValueError" for entry in dead)
 
     client.delete("test:runs")
-    time.sleep(GUARD_TTL_S)
+    time.sleep(GUARD_TTL_S)  # the guards' lifetime: after it, Redis must be back to its baseline
     assert wait_for(lambda: client.dbsize() < 20, timeout=60, interval=0.5), client.dbsize()
     leftovers = sorted(client.keys("*"))
     assert [k for k in leftovers if not ALLOWED_LEFTOVERS.match(k)] == []

@@ -98,7 +98,7 @@ def test_auto_extend_keeps_the_lock_past_its_ttl_and_stops_on_exit(make_bridge, 
 def _hold_forever(settings: Settings) -> None:
     bridge = _bridge(settings)
     with bridge.lock("orphan", ttl_ms=1500, auto_extend=True):
-        time.sleep(60)
+        time.sleep(60)  # holds it until the test kills this process
 
 
 def test_auto_extend_stops_when_the_holder_dies(server, redis_client):

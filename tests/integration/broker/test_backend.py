@@ -148,7 +148,7 @@ def test_racing_producers_send_one_job_per_key(producer: Bridge, start, redis_cl
     assert sorted(sent) == sorted(keys)  # each key sent by exactly one producer
     start(*worker_args("w1"))
     assert wait_for(lambda: len(runs(redis_client)) >= len(keys), timeout=60)
-    time.sleep(1.5)
+    time.sleep(1.5)  # proves no run twice: RabbitMQ would hand a duplicate out at once
     assert Counter(r["key"] for r in runs(redis_client)) == dict.fromkeys(keys, 1)
 
 
@@ -160,11 +160,11 @@ def test_delayed_jobs_survive_kill9_of_every_worker(
                for i in range(5)]  # fmt: skip
     first.kill9()  # every worker gone while the jobs wait: they wait in Redis, not in a worker
     assert producer.backend.delayed_count("celery") == 5  # type: ignore[attr-defined]
-    time.sleep(3.5)
+    time.sleep(3.5)  # past the jobs' 3 s delay, with no worker: they must still wait
     assert runs(redis_client) == []  # no worker, no run
     start(*worker_args("w2"), name="w2")
     assert wait_for(lambda: len(runs(redis_client)) >= 5, timeout=45)
-    time.sleep(1.5)
+    time.sleep(1.5)  # proves no run twice: a second promotion would publish and run in ms
     assert Counter(r["id"] for r in runs(redis_client)) == {job.id: 1 for job in delayed}
     assert producer.backend.delayed_count("celery") == 0  # type: ignore[attr-defined]
 
@@ -176,7 +176,7 @@ def test_a_cancelled_delayed_job_never_runs(producer: Bridge, start, redis_clien
     assert producer.jobs.cancel(name="amqp.record", idempotency_key="c") is False
     start(*worker_args("w1"))
     assert wait_for(lambda: len(runs(redis_client)) >= 1, timeout=45)
-    time.sleep(2.0)
+    time.sleep(2.0)  # proves the cancelled job never runs: it was due with the kept one
     assert [r["id"] for r in runs(redis_client)] == [kept.id]
 
 

@@ -246,7 +246,7 @@ def test_metrics_server_requires_its_token_and_bounds_idle_connections(server, r
         host, port = url.split("//")[1].split("/")[0].split(":")
         for _ in range(60):  # clients that connect and never send a byte
             idle.append(socket.create_connection((host, int(port)), timeout=5))
-        time.sleep(1.0)
+        time.sleep(1.0)  # let the server accept them all before counting its threads
         assert _threads(proc.pid) <= MAX_WORKERS + 4  # not a thread per idle connection
         # Each idle connection is dropped after the read timeout, and scrapes are served again.
         assert wait_for(lambda: _get(url, "s3cret-t0ken") == 200, timeout=40, interval=1.0)

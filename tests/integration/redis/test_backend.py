@@ -76,7 +76,7 @@ def test_guard_lifetime_is_the_dedupe_ttl(make_bridge, redis_client):
     bridge.queue.add("emails.send", {}, idempotency_key="short")
     ttl_ms = redis_client.pttl(f"bridge:guard:{job_id_for('emails.send', 'short')}")
     assert 0 < ttl_ms <= 1000
-    time.sleep(1.2)
+    time.sleep(1.2)  # past the 1 s guard ttl (Redis expires keys to the millisecond)
     again = bridge.queue.add("emails.send", {}, idempotency_key="short")
     assert not again.deduplicated
     assert redis_client.llen("celery") == 2
@@ -157,7 +157,7 @@ def test_delayed_job_waits_in_redis_then_is_promoted(make_bridge, redis_client):
     assert 0 < next_due <= 0.4
     assert redis_client.llen("celery") == 0
 
-    time.sleep(0.5)
+    time.sleep(0.5)  # past the job's 400 ms delay: now it is due
     assert bridge.backend.promote_due() is None
     [message] = messages(redis_client)
     assert message["headers"]["id"] == job.id
@@ -169,7 +169,7 @@ def test_many_promoters_move_each_job_once(make_bridge, redis_client):
     bridge = make_bridge()
     for i in range(300):
         bridge.queue.add("emails.send", {"i": i}, delay_ms=200)
-    time.sleep(0.3)
+    time.sleep(0.3)  # past the 200 ms delay: all 300 are due before the promoters start
     threads = [threading.Thread(target=bridge.backend.promote_due) for _ in range(8)]
     for t in threads:
         t.start()
@@ -184,7 +184,7 @@ def test_cancel_delayed_removes_the_job_and_frees_the_key(make_bridge, redis_cli
     job = bridge.queue.add("emails.send", {}, idempotency_key="reminder-42", delay_ms=300)
     assert bridge.backend.cancel_delayed(job.id) is True
     assert bridge.backend.cancel_delayed(job.id) is False
-    time.sleep(0.4)
+    time.sleep(0.4)  # past the cancelled job's 300 ms delay: it would be due now
     bridge.backend.promote_due()
     assert redis_client.llen("celery") == 0
     again = bridge.queue.add("emails.send", {}, idempotency_key="reminder-42")

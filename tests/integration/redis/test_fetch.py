@@ -154,7 +154,7 @@ def test_a_job_running_through_a_redis_restart_runs_once_and_is_acked_when_the_w
         job = bridge.queue.add("ledger.record", {"key": "through", "sleep_s": 4, "trace": True})
         assert wait_for(lambda: client.llen("test:deliveries") == 1, timeout=30), worker.tail()
         private_redis.stop()  # mid-run: the ledger line is written after the 4 s sleep
-        time.sleep(2)
+        time.sleep(2)  # the outage: long enough that the worker sees the connection drop mid-run
         private_redis.start()
 
         assert wait_for(lambda: client.llen("test:ledger") == 1, timeout=60), worker.tail()

@@ -52,7 +52,7 @@ def add_through_failover(bridge: Bridge, key: str, **options: object) -> str:
         except BackendUnavailable:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(0.5)  # between retries while the sentinels promote the replica
 
 
 def test_workers_beat_and_producers_carry_on_after_the_primary_is_killed(

@@ -86,7 +86,7 @@ def test_delayed_job_survives_kill9_of_every_worker(start_worker, make_bridge, r
 
     start_worker("w2")
     assert wait_for(lambda: redis_client.llen("test:ledger") >= 1, timeout=20)
-    time.sleep(1.5)
+    time.sleep(1.5)  # proves no second run: the promoter runs every 100 ms here, the job takes ms
     assert [line["id"] for line in read_ledger(redis_client)] == [job.id]
 
 
