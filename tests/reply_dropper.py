@@ -23,6 +23,7 @@ class ReplyDropper:
         self.armed = threading.Event()
         self.dropped = 0
         self._closing = False
+        self._sockets: list[socket.socket] = []  # every end of every connection, closed by close()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def arm(self) -> None:
@@ -31,6 +32,8 @@ class ReplyDropper:
     def close(self) -> None:
         self._closing = True
         self.listener.close()
+        for end in self._sockets:
+            _close(end)
 
     def _accept(self) -> None:
         while not self._closing:
@@ -39,6 +42,7 @@ class ReplyDropper:
             except OSError:
                 return
             server = socket.create_connection(self.upstream)
+            self._sockets += [client, server]
             state = {"drop": False}
             threading.Thread(target=self._requests, args=(client, server, state), daemon=True).start()
             threading.Thread(target=self._replies, args=(server, client, state), daemon=True).start()
@@ -50,15 +54,20 @@ class ReplyDropper:
                     self.armed.clear()
                     state["drop"] = True  # set before the command reaches the server
                 server.sendall(data)
+        _close(client, server)  # the client hung up: so does the server side
 
     def _replies(self, server: socket.socket, client: socket.socket, state: dict[str, bool]) -> None:
         with contextlib.suppress(OSError):
             while data := server.recv(65536):
                 if state["drop"]:
                     self.dropped += 1
-                    for end in (client, server):
-                        with contextlib.suppress(OSError):
-                            end.shutdown(socket.SHUT_RDWR)
-                        end.close()
-                    return
+                    break
                 client.sendall(data)
+        _close(client, server)
+
+
+def _close(*ends: socket.socket) -> None:
+    for end in ends:
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+        end.close()

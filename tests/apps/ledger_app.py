@@ -29,7 +29,7 @@ if os.environ.get("TEST_KEYPREFIX"):  # one tenant of several on one database
 bridge = Bridge(app)
 
 LEDGER = "test:ledger"
-STARTED = "test:started"  # runs with sleep_s, as they start
+RECORD_STARTED = "test:record_started"  # ledger.record runs with sleep_s, as they start
 
 
 def client() -> redis.Redis:
@@ -48,7 +48,7 @@ def record(self: Any, key: str | None = None, sleep_s: float = 0, **data: Any) -
     started = server_ms()
     if sleep_s:
         # A long run also says when it starts: a redelivery shows before the first run ends.
-        client().rpush(STARTED, json.dumps({"id": self.request.id, "key": key, "at_ms": started}))
+        client().rpush(RECORD_STARTED, json.dumps({"id": self.request.id, "key": key, "at_ms": started}))
         time.sleep(sleep_s)
     line = {
         "id": self.request.id,

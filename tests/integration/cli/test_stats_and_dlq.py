@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -169,10 +170,14 @@ def test_task_events_still_flow_for_flower(start_worker, make_bridge, redis_clie
         if event["type"] == "task-succeeded":
             receivers[0].should_stop = True  # the last of the flow: stop consuming
 
+    class Receiver(bridge.app.events.Receiver):  # type: ignore[misc, name-defined]
+        def on_consume_ready(self, *args: Any, **kwargs: Any) -> None:
+            super().on_consume_ready(*args, **kwargs)
+            ready.set()  # its queue is bound: no event of the job can be missed from here on
+
     def listen() -> None:
         with bridge.app.connection_for_read() as conn:
-            receivers.append(bridge.app.events.Receiver(conn, handlers=dict.fromkeys(flow, on_event)))
-            ready.set()
+            receivers.append(Receiver(conn, handlers=dict.fromkeys(flow, on_event)))
             with contextlib.suppress(TimeoutError):  # nothing came: the assert below says so
                 receivers[0].capture(limit=None, timeout=20, wakeup=False)
 

@@ -169,7 +169,7 @@ def test_a_handler_three_times_the_visibility_timeout_runs_once_with_the_heartbe
     # The message reappears within the 4 s visibility timeout if it is still there, and a run
     # writes its start line at once: 6 s after the first run ended, any other run has started.
     time.sleep(6.0)
-    starts = [json.loads(raw) for raw in redis_client.lrange("test:started", 0, -1)]
+    starts = [json.loads(raw) for raw in redis_client.lrange("test:record_started", 0, -1)]
     assert {start["id"] for start in starts} == {job.id}
     if runs == 1:
         assert len(starts) == 1  # held past three visibility timeouts, started once
