@@ -133,3 +133,33 @@ def test_invalid_timetables_name_the_field(kwargs, field):
     with pytest.raises(InvalidSchedule) as excinfo:
         Timetable(**kwargs)
     assert excinfo.value.field == field
+    assert len(str(excinfo.value)) > len(field) + 25, str(excinfo.value)  # it says what to do
+
+
+def test_every_ms_bounds_are_inclusive_and_round_trip_through_json():
+    assert Timetable(every_ms=1).every_ms == 1
+    assert Timetable(every_ms=MAX_MS).every_ms == MAX_MS
+    t = Timetable(every_ms=1500, anchor=utc(2026, 1, 1))
+    assert Timetable.from_dict(t.to_dict()) == t  # no start or end: they stay None
+    assert t.to_dict()["start_at"] is None
+
+
+def test_a_repeat_is_due_at_its_instant_exactly_and_the_next_follows_it():
+    t = Timetable(every_ms=1000, anchor=utc(2026, 1, 1))
+    at = utc(2026, 1, 1, 0, 0, 5)
+    assert t.due(at - timedelta(seconds=1), now=at) == (at, at + timedelta(seconds=1))
+    assert t.next_after(at - timedelta(milliseconds=1)) == at
+    assert t.next_after(utc(2025, 12, 31)) == utc(2026, 1, 1)  # before its origin: the origin itself
+
+
+def test_catch_up_stops_at_end_at_and_cron_instants_are_utc():
+    start, end = utc(2026, 5, 1, 10), utc(2026, 5, 1, 10, 0, 10)
+    t = Timetable(every_ms=1000, start_at=start, end_at=end)
+    # Beat was down past the end: the latest instant within the window fires, then nothing.
+    assert t.due(start, now=end + timedelta(hours=1)) == (end, None)
+    cron = Timetable(cron="30 6 * * *", tz="Europe/Berlin", anchor=utc(2026, 1, 1))
+    fired, following = cron.due(None, now=utc(2026, 1, 3, 12))
+    assert fired == utc(2026, 1, 3, 5, 30)
+    assert fired.tzinfo is UTC
+    assert following == utc(2026, 1, 4, 5, 30)
+    assert following.tzinfo is UTC

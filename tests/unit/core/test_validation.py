@@ -29,6 +29,8 @@ def refused(check: Callable[[object], object], value: object, field: str) -> Inv
     assert isinstance(info.value, ValueError)
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}: ")
+    # ... and says what was wrong and how to fix it: a sentence, not an empty or missing message.
+    assert len(str(info.value)) > len(field) + 25, str(info.value)
     return info.value
 
 
@@ -112,7 +114,7 @@ def test_group_id_accepts_1_to_128_printable_ascii(group_id: str) -> None:
     assert check_group(group_id) == group_id
 
 
-@pytest.mark.parametrize("group_id", ["", "x" * 129, "tab\there", "é", 7, b"g"])
+@pytest.mark.parametrize("group_id", ["", "x" * 129, "tab\there", "a\x7fb", "é", 7, b"g"])
 def test_group_id_refuses_empty_long_non_ascii_and_non_strings(group_id: object) -> None:
     refused(check_group, group_id, "group_id")
 
