@@ -41,11 +41,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from bridge.core.connect import SOCKET_SCHEMES, is_sentinel, sentinel_target
 from bridge.core.redact import redact
-from bridge.core.tls import is_unverified, warn_unverified
+from bridge.core.tls import is_unverified, warn_unverified, with_query
 from bridge.errors import ConfigError
 
 __all__ = ["BACKEND_ALIASES", "REDIS_SCHEMES", "Settings", "setting_name"]
@@ -366,5 +366,4 @@ def _verified_tls(url: str) -> str:
         if is_unverified(reqs):
             warn_unverified("REDIS_URL", url)
         return url
-    query_text = f"{parts.query}&ssl_cert_reqs=required" if parts.query else "ssl_cert_reqs=required"
-    return urlunsplit(parts._replace(query=query_text))
+    return with_query(url, {"ssl_cert_reqs": "required"})

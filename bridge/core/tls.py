@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from bridge.core.redact import redact
 
-__all__ = ["is_unverified", "store_url_of_broker", "verify_broker_tls", "warn_unverified"]
+__all__ = ["is_unverified", "store_url_of_broker", "verify_broker_tls", "warn_unverified", "with_query"]
 
 logger = logging.getLogger("bridge")
 _warned: set[str] = set()
@@ -82,16 +82,21 @@ def store_url_of_broker(url: str, use_ssl: Any) -> str:
     (its CA above all) in the query, where redis-py reads them."""
     if not _is_rediss(url) or not isinstance(use_ssl, dict):
         return url
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
+    query = parse_qs(urlsplit(url).query)
     extra = {}
     for key in _SSL_KEYS:
         value = use_ssl.get(key)
         if value is not None and key not in query:
             extra[key] = _cert_reqs_name(value) if key == "ssl_cert_reqs" else str(value)
-    if not extra:
+    return with_query(url, extra)
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` added to its query (``url`` itself when there are none)."""
+    if not params:
         return url
-    joined = "&".join(filter(None, (parts.query, urlencode(extra))))
+    parts = urlsplit(url)
+    joined = "&".join(filter(None, (parts.query, urlencode(params))))
     return urlunsplit(parts._replace(query=joined))
 
 

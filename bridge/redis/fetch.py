@@ -232,24 +232,25 @@ def brpop_start(self: Any, timeout: float | None = None) -> None:
     if _owed:
         _settle_owed(self, connection)
     if state.brpop_only:
-        state.sent, command = "brpop", ["BRPOP", *_prefixed(self, state.keys), timeout or 0]
+        _send(self, state, connection, "brpop", ["BRPOP", *_prefixed(self, state.keys), timeout or 0])
     elif state.hot:
-        state.sent, command = "take", ["EVALSHA", *_take_args(self, state.keys)]
+        _send(self, state, connection, "take", ["EVALSHA", *_take_args(self, state.keys)])
     else:
         _send_wait(self, state, connection, timeout)
-        return
-    self._in_poll = connection
-    self._brpop_sent_at = monotonic()
+
+
+def _send(channel: Any, state: _Fetch, connection: Any, sent: str, command: list[Any]) -> None:
+    """Send a fetch command and mark the channel in poll, as kombu's own ``_brpop_start`` does."""
+    state.sent = sent
+    channel._in_poll = connection
+    channel._brpop_sent_at = monotonic()
     connection.send_command(*command)
 
 
 def _send_wait(channel: Any, state: _Fetch, connection: Any, timeout: float) -> None:
     """Block on one list until it holds a message (the doorbell unblocks it for the others)."""
     waited = _prefixed(channel, [_wait_key(channel, state)])[0]
-    state.sent = "wait"
-    channel._in_poll = connection
-    channel._brpop_sent_at = monotonic()
-    connection.send_command("BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0)
+    _send(channel, state, connection, "wait", ["BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0])
 
 
 def brpop_read(self: Any, **options: Any) -> bool:
