@@ -85,15 +85,16 @@ def serve(
 
     With ``token``, a request without ``Authorization: Bearer <token>`` gets 401.
     """
-    expected = f"Bearer {token}".encode() if token else None
+    expected = token.encode() if token else None
 
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S  # the socket's: a client that sends nothing is dropped
 
         def do_GET(self) -> None:
             if expected is not None:
-                given = (self.headers.get("Authorization") or "").encode()
-                if not hmac.compare_digest(given, expected):
+                # The scheme's name is case-insensitive (RFC 9110); the token is compared in constant time.
+                scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Bearer realm="bridge metrics"')
                     self.send_header("Content-Length", "0")

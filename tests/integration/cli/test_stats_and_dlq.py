@@ -119,22 +119,16 @@ def test_dead_letters_are_bounded_and_purgeable(start_worker, make_bridge, redis
 def test_metrics_server_serves_prometheus_text(make_bridge, redis_client, server):
     bridge = make_bridge()
     bridge.queue.add("ledger.record", {"key": "m"}, queue=Q)
-    proc = subprocess.Popen(
-        [JOBS, "metrics-server", "--queues", Q, "--port", "0"],
-        cwd=ROOT, env=server.env(), stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc, url = _metrics_server(server)
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("serving http://127.0.0.1:")
-        url = line.split()[1]
+        assert url.startswith("http://127.0.0.1:")
         body = urllib.request.urlopen(url, timeout=10).read().decode()
         families = {f.name: f for f in text_string_to_metric_families(body)}
         [sample] = families["bridge_queue_waiting_jobs"].samples
         assert (sample.labels, sample.value) == ({"queue": Q}, 1)
     finally:
         proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
+        proc.communicate(timeout=10)
 
 
 def test_cli_errors_are_one_line_without_traceback_or_secret(server, redis_client):
@@ -228,8 +222,8 @@ def _threads(pid: int) -> int:
     return int(status.split("Threads:")[1].split()[0])
 
 
-def _get(url: str, token: str | None = None) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def _get(url: str, token: str | None = None, scheme: str = "Bearer") -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"{scheme} {token}"} if token else {})
     try:
         return urllib.request.urlopen(request, timeout=10).status
     except urllib.error.HTTPError as exc:
@@ -247,6 +241,8 @@ def test_metrics_server_requires_its_token_and_bounds_idle_connections(server, r
         assert _get(url) == 401
         assert _get(url, "wrong") == 401
         assert _get(url, "s3cret-t0ken") == 200
+        assert _get(url, "s3cret-t0ken", scheme="bearer") == 200  # the scheme is case-insensitive
+        assert _get(url, "s3cret-t0ken", scheme="Basic") == 401
 
         host, port = url.split("//")[1].split("/")[0].split(":")
         for _ in range(60):  # clients that connect and never send a byte
