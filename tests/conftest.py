@@ -37,6 +37,12 @@ TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379
 JOBS = str(Path(sys.executable).with_name("jobs"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+if os.environ.get("COVERAGE_PROCESS_CONFIG"):
+    # Coverage measures the worker and beat processes too (setup.cfg [coverage:run] patch). They
+    # run in other directories, so every measured process writes its data file beside this one's,
+    # where pytest-cov combines them at the end of the run.
+    os.environ.setdefault("COVERAGE_FILE", str(ROOT / ".coverage"))
+
 
 FAILED = pytest.StashKey[bool]()
 
