@@ -103,10 +103,12 @@ def redis_client(url: str, *, sentinel_master: str | None = None, **options: Any
         target = sentinel_target(url, sentinel_master)
         credentials = {"username": target.username, "password": target.password}
         # The sentinels themselves rarely need credentials; the primary does.
-        sentinel = Sentinel(target.sentinels, socket_timeout=options.get("socket_timeout", 5))  # type: ignore[no-untyped-call]
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            target.master_name, db=target.db, **credentials, **options
-        )
+        # Typed as Any: redis-py's annotations of Sentinel differ between its releases (none
+        # before 8.2, narrower keyword types since), and every release takes these arguments.
+        sentinel: Any = Sentinel
+        client: redis.Redis = sentinel(
+            target.sentinels, socket_timeout=options.get("socket_timeout", 5)
+        ).master_for(target.master_name, db=target.db, **credentials, **options)
         return client
     return redis.Redis.from_url(redis_py_url(url), **options)
 

@@ -1,0 +1,130 @@
+"""The ``jobs`` command line's own argument handling and exit-code contract, as units.
+
+click parses; what is the bridge's own is checked here: the refusals made before any
+server is read (exit 2, one line naming the option), and ``errors_to_exit_codes``, which
+turns every error into one redacted line and the documented status (2 configuration or
+usage, 1 backend). The commands run end to end against real servers in
+``tests/integration/cli``; these are the units mutation testing runs against.
+"""
+
+from __future__ import annotations
+
+import click
+import pytest
+import redis
+from click.testing import CliRunner
+
+from bridge import __version__
+from bridge.cli.common import errors_to_exit_codes, json_text
+from bridge.cli.main import jobs
+from bridge.errors import BackendUnavailable, ConfigError, InvalidInput
+
+
+def run(*args: str) -> click.testing.Result:
+    # An unreachable REDIS_URL: none of these calls may get as far as a server.
+    return CliRunner().invoke(jobs, list(args), env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+
+
+def error_line(result: click.testing.Result) -> str:
+    lines = result.output.strip().splitlines()
+    assert lines, result
+    return lines[-1]
+
+
+def test_version_names_the_command_and_the_package() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"jobs (celery-jobs-bridge) {__version__}"
+
+
+def test_an_app_and_a_redis_url_together_are_a_usage_error() -> None:
+    result = run("-A", "proj", "--redis-url", "redis://127.0.0.1:6379/0", "stats")
+    assert result.exit_code == 2
+    assert "give -A APP or --redis-url, not both" in result.output
+
+
+def test_an_app_that_cannot_be_imported_is_one_line_naming_it() -> None:
+    result = run("-A", "no_such_module_for_the_bridge_cli", "stats")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(
+        "jobs: configuration error: -A no_such_module_for_the_bridge_cli: cannot load the app"
+    )
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1"])
+def test_watch_takes_a_positive_number_of_seconds(seconds: str) -> None:
+    result = run("stats", "--watch", seconds)
+    assert result.exit_code == 2
+    assert "--watch takes a positive number of seconds" in result.output
+
+
+@pytest.mark.parametrize("text", ["", " ", "celery,", ",app:jobs", "a,,b"])
+def test_queues_that_are_not_a_list_of_names_are_refused_naming_the_option(text: str) -> None:
+    for command in ("stats", "metrics-server"):
+        result = run(command, "--queues", text)
+        assert result.exit_code == 2, (command, result.output)
+        assert error_line(result).startswith("jobs: --queues:"), result.output
+
+
+@pytest.mark.parametrize("options", [[], ["--id", "j1", "--all"]])
+def test_dlq_retry_takes_exactly_one_of_id_or_all(options: list[str]) -> None:
+    result = run("dlq", "retry", "--queue", "celery", *options)
+    assert result.exit_code == 2
+    assert "give exactly one of --id or --all" in result.output
+
+
+def test_without_an_app_or_a_server_the_cli_says_how_to_name_one(tmp_path) -> None:
+    result = CliRunner().invoke(jobs, ["stats"], env={"REDIS_URL": None, "BRIDGE_HOME": str(tmp_path)})
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith("jobs: configuration error: no -A APP given, no REDIS_URL set")
+    assert "jobs server start" in line
+    assert not any(tmp_path.iterdir())  # no server was started, nothing was written
+
+
+# errors_to_exit_codes, on a command of its own that raises what it is told to.
+
+
+def failing(exc: BaseException) -> click.Command:
+    @click.command()
+    @errors_to_exit_codes
+    def command() -> None:
+        raise exc
+
+    return command
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "line"),
+    [
+        (ConfigError("JOBS_X=1: bad"), 2, "jobs: configuration error: JOBS_X=1: bad"),
+        (InvalidInput("--limit", "must be positive"), 2, "jobs: --limit: must be positive"),
+        (BackendUnavailable("stats failed"), 1, "jobs: backend error: stats failed"),
+        (redis.ConnectionError("refused"), 1, "jobs: backend error: ConnectionError: refused"),
+    ],
+)
+def test_errors_become_one_line_and_the_documented_status(exc: BaseException, status: int, line: str) -> None:
+    result = CliRunner().invoke(failing(exc), [])
+    assert result.exit_code == status
+    assert result.output.strip() == line
+
+
+def test_an_error_line_is_redacted_and_its_control_characters_escaped() -> None:
+    exc = BackendUnavailable("at redis://u:hunter2@h:1/0 \x1b[31mred")
+    result = CliRunner().invoke(failing(exc), [])
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output
+    assert "\x1b" not in result.output
+    assert "\\x1b[31mred" in result.output
+
+
+def test_a_bug_is_not_dressed_as_a_backend_error() -> None:
+    result = CliRunner().invoke(failing(ValueError("a bug")), [])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValueError)  # raised, with its traceback, not one line
+
+
+def test_json_output_is_redacted_like_text() -> None:
+    assert json_text({"url": "redis://u:hunter2@h:1/0"}) == '{"url": "redis://u:***@h:1/0"}'
