@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -46,6 +49,7 @@ import redis
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parent.parent
+BULLMQ = ROOT / "bench" / "bullmq"
 if str(ROOT) not in sys.path:  # `python bench/bench_add.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
@@ -61,7 +65,7 @@ TASK_NAME = "bench.noop"
 WARMUP_JOBS = 200
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 # Keys the benchmark itself leaves behind (kombu's bindings, the queue, bridge guards).
-OWN_KEY_PREFIXES = ("celery", "_kombu.", "bridge:", "unacked")
+OWN_KEY_PREFIXES = ("celery", "_kombu.", "bridge:", "unacked", "bull:")
 
 Payload = dict[str, Any]
 # Sends ``jobs`` (payload, idempotency key) pairs; returns nothing, is timed as a whole.
@@ -71,8 +75,10 @@ Sender = Callable[[Sequence[Payload], Sequence[str]], None]
 @dataclass(frozen=True)
 class Variant:
     name: str
-    send: Sender
+    send: Sender | None = None  # None: a BullMQ variant
     target: float | None = None  # required ratio to the apply_async median, if any
+    bullmq_mode: str | None = None  # BullMQ's producer (bench/bullmq/producer.mjs) in this mode
+    anchor: str | None = None  # the variant whose median this one is also compared with
 
 
 @dataclass
@@ -88,7 +94,7 @@ class Result:
 class Bench:
     """One Celery app, one Bridge and one Redis database, shared by all variants."""
 
-    def __init__(self, redis_url: str, chunk: int) -> None:
+    def __init__(self, redis_url: str, chunk: int, bullmq: bool = False) -> None:
         self.redis_url = redis_url
         self.chunk = chunk
         settings = Settings(
@@ -112,6 +118,20 @@ class Bench:
             Variant(f"queue.add_bulk (key, chunk {chunk})", self.send_add_bulk, target=10.0),
             Variant("queue.add (no key)", self.send_add_no_key),
         ]
+        if bullmq:
+            check_bullmq_installed()
+            self.variants[1:] = [
+                Variant("queue.add (key)", self.send_add_key, anchor="BullMQ add (jobId)"),
+                Variant("BullMQ add (jobId)", bullmq_mode="add-key"),
+                Variant(
+                    f"queue.add_bulk (key, chunk {chunk})",
+                    self.send_add_bulk,
+                    anchor=f"BullMQ addBulk (jobId, chunk {chunk})",
+                ),
+                Variant(f"BullMQ addBulk (jobId, chunk {chunk})", bullmq_mode="add-bulk"),
+                Variant("queue.add (no key)", self.send_add_no_key, anchor="BullMQ add"),
+                Variant("BullMQ add", bullmq_mode="add"),
+            ]
 
     # -- the variants -----------------------------------------------------------
 
@@ -157,6 +177,9 @@ class Bench:
 
     def measure(self, variant: Variant, jobs: int, tag: str) -> float:
         """Warm up, time ``jobs`` sends, check every one reached Redis; return jobs/s."""
+        if variant.bullmq_mode:
+            return self.measure_bullmq(variant.bullmq_mode, jobs)
+        assert variant.send is not None
         self.flush()
         variant.send(*self.inputs(f"{tag}-warmup", WARMUP_JOBS))
         self.flush()
@@ -173,6 +196,19 @@ class Bench:
             )
         self.flush()
         return jobs / elapsed
+
+    def measure_bullmq(self, mode: str, jobs: int) -> float:
+        """BullMQ's own producer in Node, on the same database: it warms up, times and checks its
+        queue holds every job itself, as :meth:`measure` does."""
+        out = subprocess.run(
+            ["node", str(BULLMQ / "producer.mjs"), self.redis_url, mode, str(jobs), str(self.chunk),
+             str(WARMUP_JOBS)],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise SystemExit(f"FAILED: BullMQ {mode}: {out.stderr.strip()[-2000:]}")
+        report = json.loads(out.stdout)
+        return float(report["jobs"]) / float(report["seconds"])
 
     def run(self, jobs: int, rounds: int) -> list[Result]:
         self.check_database()
@@ -210,6 +246,29 @@ def table(results: Sequence[Result]) -> str:
     return rates_table("variant", "apply_async", rows)
 
 
+def anchor_table(results: Sequence[Result]) -> str:
+    """The bridge's variants against BullMQ's (``--bullmq``): target 1.0x, as fast or faster."""
+    medians = {r.variant.name: r.median for r in results}
+    lines = [
+        "| bridge | BullMQ | bridge median / BullMQ median | target | met |",
+        "|---|---|---:|---:|:---:|",
+    ]
+    for r in results:
+        if r.variant.anchor:
+            ratio = r.median / medians[r.variant.anchor]
+            met = "yes" if ratio >= 1 else "NO"
+            lines.append(f"| {r.variant.name} | {r.variant.anchor} | {ratio:.2f}x | >= 1x | {met} |")
+    return "\n".join(lines)
+
+
+def check_bullmq_installed() -> None:
+    if shutil.which("node") is None or not (BULLMQ / "node_modules" / "bullmq").is_dir():
+        raise SystemExit(
+            "--bullmq needs Node.js and BullMQ: install them with `npm ci --prefix bench/bullmq` "
+            "(the versions pinned in bench/bullmq/package-lock.json)."
+        )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per measurement (default 20000)")
@@ -221,6 +280,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"(default $BRIDGE_TEST_REDIS_URL or {DEFAULT_REDIS_URL})",
     )
     parser.add_argument("--chunk", type=int, default=1000, help="items per add_bulk call (default 1000)")
+    parser.add_argument(
+        "--bullmq", action="store_true",
+        help="also run BullMQ's producer (Node; npm ci --prefix bench/bullmq) as the anchor",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for name in ("jobs", "rounds", "chunk"):
         if getattr(args, name) < 1:
@@ -230,13 +293,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = Bench(args.redis_url, args.chunk)
+    bench = Bench(args.redis_url, args.chunk, bullmq=args.bullmq)
     env = environment(args.redis_url, bench.redis)
     print(f"{args.jobs:,} jobs per measurement, {args.rounds} rounds, add_bulk chunk {args.chunk}")
     print("\n".join(env), flush=True)
     results = bench.run(args.jobs, args.rounds)
     print()
     print(table(results))
+    if args.bullmq:
+        print()
+        print(anchor_table(results))
     return 0
 
 

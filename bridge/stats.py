@@ -138,8 +138,10 @@ def _broker_counts(
         raise backend_unavailable("jobs stats", exc, backend.url) from None
     try:
         letters = backend.dead_letters()
-        delayed = {queue: backend.delayed_count(queue) for queue in queues}
+        # The dead-letter counts first: a store that is gone then reads as "jobs stats failed",
+        # not as the narrower "counting delayed jobs failed" delayed_count would say.
         failed = {queue: letters.count(queue) for queue in queues}
+        delayed = {queue: backend.delayed_count(queue) for queue in queues}
         standing = repeats()
     except RedisError as exc:
         raise backend_unavailable("jobs stats", exc, backend.store.url) from None

@@ -132,3 +132,30 @@ def test_a_read_only_command_does_not_claim_a_retry_is_safe_for_an_add() -> None
     assert out.returncode == 1
     assert "idempotency_key" not in out.stderr
     assert "Check that the server is running" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (
+            ["stats", "--queues", "jobs"],
+            "jobs stats counts Redis, embedded and broker queues; for SQS run jobs stats-sqs",
+        ),
+        (
+            ["dlq", "list", "--queue", "jobs"],
+            "this backend keeps no dead letters here; for SQS use the queue's DLQ",
+        ),
+    ],
+)
+def test_on_sqs_the_redis_only_commands_point_at_the_sqs_ones(
+    command: list[str], says: str, system_redis, tmp_path: Path
+) -> None:
+    sqs_env = {
+        "QUEUE_BACKEND": "sqs", "JOBS_BACKEND": "sqs", "LOCK_BACKEND": "redis",
+        "SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/jobs", "AWS_REGION": "us-east-1",
+        "REDIS_URL": system_redis.url, "BRIDGE_HOME": str(tmp_path / "home"),
+    }  # fmt: skip
+    out = run(str(BIN / "jobs"), *command, **sqs_env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"jobs: configuration error: {says}"), out.stderr
+    assert not (tmp_path / "home").exists()  # nothing was started on the way to the refusal

@@ -285,3 +285,19 @@ def test_a_planted_state_folder_is_refused_and_nothing_in_it_is_followed_or_dele
     assert target.read_text() == "not yours\n"
     if plant == "file at the socket path":
         assert (real / "valkey.sock").read_text() == "planted\n"
+
+
+def test_a_corrupt_append_only_file_fails_the_start_with_the_servers_own_words(fresh_home: Path) -> None:
+    """The server refuses to load a damaged append-only file: the caller is told why, from its log,
+    and the file is left as it was for the operator (valkey-check-aof) to repair."""
+    from bridge import BackendUnavailable
+
+    server = EmbeddedServer(fresh_home)
+    server.ensure_running()
+    server.stop()
+    manifest = next(fresh_home.glob("appendonlydir/*.manifest"))
+    manifest.write_text("garbage\n")
+    with pytest.raises(BackendUnavailable, match="Invalid AOF manifest file format"):
+        server.ensure_running()
+    assert manifest.read_text() == "garbage\n"
+    assert servers_for(fresh_home) == []  # nothing left running
