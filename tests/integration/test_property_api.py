@@ -16,6 +16,7 @@ The producer-side Bridge runs no worker, so nothing else writes during a check
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -265,6 +266,116 @@ lock_calls = calls(
     bad={"name": names, "ttl_ms": numbers, "blocking": flags, "timeout_ms": numbers, "auto_extend": flags},
 )
 
+# -- what the README says is refused ---------------------------------------------------
+# Written from the README's rules, not from bridge/core/validation.py: each returns the
+# fields a call must be refused for (empty: it must be accepted). A refusal that went
+# missing, or one the README does not make, fails the property.
+
+TEN_YEARS_MS = 10 * 365 * 86_400_000
+
+
+def _text_ok(value: Any, *, limit: int | None = None, blank_ok: bool = True) -> bool:
+    """A non-empty str of valid Unicode (no lone surrogate), within ``limit``; non-blank unless
+    ``blank_ok``."""
+    if not isinstance(value, str) or not value or (not blank_ok and not value.strip()):
+        return False
+    if limit is not None and len(value) > limit:
+        return False
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+
+
+def _whole_ms(value: Any, *, low: int, high: int = TEN_YEARS_MS) -> bool:
+    """An int (not a bool), or a float with no fraction, from low to high."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return False
+    return low <= value <= high
+
+
+def _json_object_ok(data: Any) -> bool:
+    """A dict of identifier keys that a JSON round trip gives back unchanged."""
+    if not isinstance(data, dict) or not all(isinstance(k, str) and k.isidentifier() for k in data):
+        return False
+    try:
+        return json.loads(json.dumps(data, allow_nan=False)) == data
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+def add_refusals(call: dict[str, Any]) -> set[str]:
+    refused = set()
+    name = call.get("name")
+    if not _text_ok(name, limit=512, blank_ok=False) or any(c < " " or c == "\x7f" for c in name):
+        refused.add("name")
+    if not _json_object_ok(call.get("data")):
+        refused.add("data")
+    key = call.get("idempotency_key")
+    if key is not None and not _text_ok(key, limit=512):
+        refused.add("idempotency_key")
+    delay = call.get("delay_ms")
+    if delay is not None and not _whole_ms(delay, low=0):
+        refused.add("delay_ms")
+    queue = call.get("queue")
+    if queue is not None and not _text_ok(queue, blank_ok=False):
+        refused.add("queue")
+    priority = call.get("priority")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255
+    ):
+        refused.add("priority")
+    return refused
+
+
+def bulk_refusals(items: list[Any]) -> tuple[int, set[str]] | None:
+    """The first item the README refuses and its fields (``jobs[i]`` for a malformed item)."""
+    for index, item in enumerate(items):
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            return index, {f"jobs[{index}]"}
+        options = item[2] if len(item) == 3 else {}
+        known = {"idempotency_key", "delay_ms", "queue", "priority", "group_id"}
+        if not isinstance(options, dict) or set(options) - known:
+            return index, {f"jobs[{index}]"}
+        refused = add_refusals({"name": item[0], "data": item[1], **options})
+        if refused:
+            return index, {f"jobs[{index}].{field}" for field in refused}
+    return None
+
+
+def assert_first_refusal_as_the_readme_says(outcome: BridgeError, first: tuple[int, set[str]] | None) -> None:
+    assert first is not None, f"refused ({outcome}), though the README accepts every item"
+    field = getattr(outcome, "field", "")
+    assert field in first[1], (
+        f"refused for {field!r}; the README refuses item {first[0]} for {sorted(first[1])}"
+    )
+
+
+def lock_refusals(call: dict[str, Any]) -> set[str]:
+    refused = set()
+    if not _text_ok(call["name"]):
+        refused.add("name")
+    ttl = call["ttl_ms"]
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= TEN_YEARS_MS:
+        refused.add("ttl_ms")
+    timeout = call["timeout_ms"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 <= timeout <= TEN_YEARS_MS
+    ):
+        refused.add("timeout_ms")
+    refused |= {flag for flag in ("blocking", "auto_extend") if not isinstance(call[flag], bool)}
+    return refused
+
+
+def assert_as_the_readme_says(outcome: BridgeError | None, expected: set[str]) -> None:
+    """Refused exactly when the README refuses, for one of the fields it names."""
+    if outcome is None:
+        assert not expected, f"accepted, though the README refuses {sorted(expected)}"
+        return
+    assert expected, f"refused ({outcome}), though the README accepts every field"
+    field = re.sub(r"^jobs\[\d+\]\.?", "", getattr(outcome, "field", ""))
+    assert field in expected, f"refused for {field!r}, the README refuses {sorted(expected)}: {outcome}"
+
+
 # -- the properties -----------------------------------------------------------------
 
 
@@ -305,16 +416,54 @@ def state(make_bridge: Callable[..., Bridge], redis_client: redis.Redis) -> Call
     return reset
 
 
+def _add(**fields: Any) -> dict[str, Any]:
+    """A good add with ``fields`` changed: the README's boundaries, run on every test run."""
+    return {"name": "ledger.record", "data": {"n": 1}, "idempotency_key": None, "delay_ms": None,
+            "queue": None, "priority": None, **fields}  # fmt: skip
+
+
+def _changed(call: dict[str, Any]) -> str:
+    good = _add()
+    return ",".join(
+        f"{k}={v!r}"[:30] for k, v in call.items() if v != good[k] or type(v) is not type(good[k])
+    )
+
+
+ADD_BOUNDARIES = [
+    _add(delay_ms=TEN_YEARS_MS), _add(delay_ms=TEN_YEARS_MS + 1), _add(delay_ms=-1), _add(delay_ms=0),
+    _add(delay_ms=1.5), _add(delay_ms=2.0), _add(delay_ms=True), _add(delay_ms="1000"),
+    _add(priority=255), _add(priority=256), _add(priority=-1), _add(priority=True),
+    _add(name="n" * 512), _add(name="n" * 513), _add(name=" "), _add(name="a\x7fb"), _add(name="a\ud800"),
+    _add(idempotency_key="k" * 512), _add(idempotency_key="k" * 513), _add(idempotency_key=""),
+    _add(idempotency_key="\udfff"), _add(queue=" "), _add(queue=""), _add(queue="a\udc00"),
+    _add(data={"t": (1, 2)}), _add(data={"x": math.nan}), _add(data={1: 2}), _add(data={"not id": 1}),
+    _add(data=[1]), _add(data={"d": datetime(2030, 1, 1, tzinfo=UTC)}),
+]  # fmt: skip
+
+
 @PROPERTY
 @given(call=add_calls)
 def test_add_refuses_bad_input_cleanly(state, redis_client, call):
+    check_add(state, redis_client, call)
+
+
+@pytest.mark.parametrize("call", ADD_BOUNDARIES, ids=lambda call: _changed(call))
+def test_add_at_the_readmes_boundaries(state, redis_client, call):
+    check_add(state, redis_client, call)
+
+
+def check_add(state: Any, redis_client: redis.Redis, call: dict[str, Any]) -> None:
+    call = dict(call)
     before = state()
+    expected = add_refusals(call)
     try:
         job = state.bridge.queue.add(call.pop("name"), call.pop("data"), **call)
     except BridgeError as exc:
         assert_refused(exc, ADD_FIELDS, before, redis_client)
+        assert_as_the_readme_says(exc, expected)
     else:
         assert isinstance(job, Job)
+        assert_as_the_readme_says(None, expected)
 
 
 bulk_items = st.one_of(
@@ -333,13 +482,17 @@ bulk_items = st.one_of(
 @given(items=st.one_of(st.lists(bulk_items, max_size=4), junk, any_text))
 def test_add_bulk_refuses_bad_input_cleanly(state, redis_client, items):
     before = state()
+    first_refused = bulk_refusals(items) if isinstance(items, list) else None
     try:
         jobs = state.bridge.queue.add_bulk(items)
     except BridgeError as exc:
         assert_refused(exc, {*ADD_FIELDS, "jobs"}, before, redis_client)
+        if isinstance(items, list):
+            assert_first_refusal_as_the_readme_says(exc, first_refused)
     else:
         assert len(jobs) == len(items)
         assert all(isinstance(j, Job) for j in jobs)
+        assert first_refused is None, f"accepted, though the README refuses {first_refused}"
 
 
 @PROPERTY
@@ -379,6 +532,7 @@ def test_cancel_refuses_bad_input_cleanly(state, redis_client, name, key, cron, 
 @given(call=lock_calls)
 def test_lock_refuses_bad_input_cleanly(state, redis_client, call):
     before = state()
+    expected = lock_refusals(call)
     try:
         with state.bridge.lock(call.pop("name"), **call):
             pass
@@ -386,6 +540,8 @@ def test_lock_refuses_bad_input_cleanly(state, redis_client, call):
         pass  # a short lock may expire before its release: LockLost, as documented
     except BridgeError as exc:
         assert_refused(exc, {"name", "ttl_ms", "blocking", "timeout_ms", "auto_extend"}, before, redis_client)
+        assert_as_the_readme_says(exc, expected)
         return
+    assert_as_the_readme_says(None, expected)
     # Taken and released (or expired): a lock leaves nothing behind.
     assert snapshot(redis_client) == before

@@ -75,7 +75,17 @@ def test_dlq_retry_takes_exactly_one_of_id_or_all(options: list[str]) -> None:
     assert "give exactly one of --id or --all" in result.output
 
 
-def test_without_an_app_or_a_server_the_cli_says_how_to_name_one(tmp_path) -> None:
+@pytest.fixture
+def no_server_left(tmp_path):
+    """A BRIDGE_HOME of the test's own; a server a broken build started there is stopped afterwards."""
+    yield tmp_path
+    from bridge.embedded.server import EmbeddedServer
+
+    EmbeddedServer(tmp_path).stop()
+
+
+def test_without_an_app_or_a_server_the_cli_says_how_to_name_one(no_server_left) -> None:
+    tmp_path = no_server_left
     result = CliRunner().invoke(jobs, ["stats"], env={"REDIS_URL": None, "BRIDGE_HOME": str(tmp_path)})
     assert result.exit_code == 2
     line = error_line(result)
@@ -108,7 +118,8 @@ def failing(exc: BaseException) -> click.Command:
 def test_errors_become_one_line_and_the_documented_status(exc: BaseException, status: int, line: str) -> None:
     result = CliRunner().invoke(failing(exc), [])
     assert result.exit_code == status
-    assert result.output.strip() == line
+    assert result.stderr.strip() == line  # on stderr, so scripts reading stdout see no error text
+    assert result.stdout == ""
 
 
 def test_an_error_line_is_redacted_and_its_control_characters_escaped() -> None:
@@ -126,5 +137,81 @@ def test_a_bug_is_not_dressed_as_a_backend_error() -> None:
     assert isinstance(result.exception, ValueError)  # raised, with its traceback, not one line
 
 
-def test_json_output_is_redacted_like_text() -> None:
+def test_json_output_is_redacted_like_text_and_takes_json_dumps_options() -> None:
     assert json_text({"url": "redis://u:hunter2@h:1/0"}) == '{"url": "redis://u:***@h:1/0"}'
+    assert json_text({"a": 1}, indent=2) == '{\n  "a": 1\n}'
+
+
+# Which server a command read, in its error line: from -A APP, --redis-url or REDIS_URL.
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def test_a_failure_says_it_read_the_redis_url_option() -> None:
+    result = CliRunner().invoke(
+        jobs, ["--redis-url", UNREACHABLE, "schedules", "list"], env={"REDIS_URL": None}
+    )
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert line.startswith("jobs: backend error: jobs.list failed: ConnectionError")
+    assert line.endswith(f"(no -A APP given; read --redis-url {UNREACHABLE})")
+
+
+def test_a_failure_says_it_read_redis_url_and_hides_its_password() -> None:
+    url = "redis://:hunter2@127.0.0.1:1/0"
+    result = CliRunner().invoke(jobs, ["schedules", "list"], env={"REDIS_URL": url, "QUEUE_BACKEND": None})
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert line.endswith("(no -A APP given; read REDIS_URL redis://:***@127.0.0.1:1/0)")
+    assert "hunter2" not in result.output
+
+
+def test_the_option_wins_over_the_environment(no_server_left) -> None:
+    tmp_path = no_server_left
+    env = {"REDIS_URL": "redis://127.0.0.1:2/0", "BRIDGE_HOME": str(tmp_path)}
+    result = CliRunner().invoke(jobs, ["--redis-url", UNREACHABLE, "schedules", "list"], env=env)
+    assert result.exit_code == 1
+    assert error_line(result).endswith(f"(no -A APP given; read --redis-url {UNREACHABLE})")
+    env = {"REDIS_URL": None, "BRIDGE_HOME": str(tmp_path)}
+    result = CliRunner().invoke(jobs, ["--redis-url", UNREACHABLE, "schedules", "list"], env=env)
+    assert error_line(result).endswith(f"(no -A APP given; read --redis-url {UNREACHABLE})")
+    assert not any(tmp_path.iterdir())  # the option's server, not an embedded one started in BRIDGE_HOME
+
+
+@pytest.mark.parametrize("via_celery", [False, True])
+def test_with_an_app_its_own_bridge_is_used_and_no_source_line_is_added(via_celery: bool) -> None:
+    app = "tests.apps.unreachable_app"
+    if via_celery:  # celery -A APP jobs: celery's context carries the app
+        from celery.bin.celery import celery
+
+        result = CliRunner().invoke(celery, ["-A", app, "jobs", "schedules", "list"], env={"REDIS_URL": None})
+    else:
+        result = CliRunner().invoke(jobs, ["-A", app, "schedules", "list"], env={"REDIS_URL": None})
+    assert result.exit_code == 1, result.output
+    line = error_line(result)
+    assert line.startswith("jobs: backend error: jobs.list failed: ConnectionError")
+    assert "no -A APP given" not in line
+    assert "hunter2" not in result.output
+
+
+def test_server_status_reads_bridge_home_from_the_app_or_the_environment(tmp_path) -> None:
+    result = CliRunner().invoke(jobs, ["server", "status"], env={"BRIDGE_HOME": str(tmp_path)})
+    assert result.exit_code == 0
+    assert result.output == f"not running (socket {tmp_path}/valkey.sock)\n"
+    from tests.apps.unreachable_app import settings
+
+    result = CliRunner().invoke(jobs, ["-A", "tests.apps.unreachable_app", "server", "status"],
+                                env={"BRIDGE_HOME": str(tmp_path)})  # fmt: skip
+    assert result.exit_code == 0
+    assert result.output == f"not running (socket {settings.bridge_home.resolve() / 'valkey.sock'})\n"
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--version"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"jobs (celery-jobs-bridge) {__version__}"

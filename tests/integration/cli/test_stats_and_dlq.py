@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
+import signal
 import socket
 import subprocess
 import time
@@ -266,3 +268,38 @@ def test_metrics_server_warns_when_reachable_from_other_machines_without_a_token
     proc.terminate()
     _, err = proc.communicate(timeout=10)
     assert ("no JOBS_DASHBOARD_TOKEN" in err) is (token is None), err
+
+
+def test_the_text_forms_of_an_empty_app(server) -> None:
+    assert jobs_cli(server, "dlq", "list", "--queue", Q).stdout == f"no dead letters in {Q}\n"
+    assert jobs_cli(server, "schedules", "list").stdout == "no repeats\n"
+
+
+@pytest.mark.parametrize("backend_kind", ["embedded"], indirect=True)
+def test_server_status_of_a_running_server_in_text(server) -> None:
+    out = jobs_cli(server, "server", "status")
+    assert out.returncode == 0, out.stderr
+    assert re.match(r"running  pid \d+  valkey \d+\.\d+", out.stdout), out.stdout
+    assert f"socket   {server.home}/valkey.sock" in out.stdout
+
+
+def test_stats_watch_redraws_until_interrupted(server, redis_client) -> None:
+    redis_client.rpush(Q, "x")  # one waiting message to show
+    frames = b""
+    with subprocess.Popen(
+        [JOBS, "stats", "--queues", Q, "--watch", "0.2"], cwd=ROOT, env=server.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        try:
+            # Into a pipe, click drops the clear-screen sequence: each frame follows the last.
+            while frames.count(b"queue ") < 3:  # drawn at least three times
+                chunk = proc.stdout.read1(4096)
+                assert chunk, proc.stderr.read()
+                frames += chunk
+            proc.send_signal(signal.SIGINT)  # Ctrl-C
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+    assert re.search(rf"^{Q}\s+1\s+0\s+0\s+0\s+0$", frames.decode(), re.MULTILINE), frames

@@ -138,3 +138,22 @@ def test_a_queue_added_at_run_time_gets_the_doorbell_and_the_worker_keeps_fetchi
 
     delays = [run(queue="extra"), run(priority=9), run(queue="extra", priority=6), run()]
     assert sorted(delays)[len(delays) // 2] < 500, delays  # at once, not after a 1 s wait each
+
+
+def test_a_worker_whose_server_forgot_its_scripts_loads_the_take_again_and_runs_every_job(
+    start_worker, make_bridge, redis_client
+) -> None:
+    """``SCRIPT FLUSH`` (or a failover to a replica that never saw the script) while workers run:
+    the next take is answered NOSCRIPT; the worker loads it and goes on, losing and repeating nothing."""
+    start_worker("w1")
+    bridge = make_bridge()
+    bridge.queue.add("ledger.record", {"key": "before"})
+    assert wait_for(lambda: redis_client.llen("test:ledger") == 1, timeout=20)
+    for round_ in range(3):
+        redis_client.script_flush()
+        for i in range(5):
+            bridge.queue.add("ledger.record", {"key": f"after-{round_}-{i}"})
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 16, timeout=30)
+    time.sleep(1.0)  # proves no repeat: a second run of any of them would land within ms
+    keys = [line["key"] for line in read_ledger(redis_client)]
+    assert sorted(keys) == sorted(["before", *(f"after-{r}-{i}" for r in range(3) for i in range(5))])
