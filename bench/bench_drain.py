@@ -73,6 +73,7 @@ TASK_NAME = "bench.noop"
 COUNTER = "bench:done"
 READY = "bench:ready:"
 TARGET = 0.9  # embedded / system Redis (from the issue), and reliable / kombu's fetch
+STOCK_TARGET = 1.2  # --vs-stock: the bridged worker against stock Celery with the same settings
 CHUNK = 1000  # items per add_bulk call
 QUEUE = "celery"  # the app's task_default_queue
 UNACKED = "unacked"  # kombu's hash of delivered, not yet acked messages
@@ -92,11 +93,16 @@ class Backend:
     settings: Settings
     url: str  # redis-py URL of the database the benchmark uses
     worker_env: dict[str, str]
+    pool_args: tuple[str, ...] = ("-c", "2", "-P", "prefork")
+    producer: Backend | None = None  # another variant's, on the same database (no second Bridge)
     rates: list[float] = field(default_factory=list)  # jobs/s, one per round
     client: redis.Redis = field(init=False)
     bridge: Bridge = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.producer is not None:
+            self.bridge, self.client = self.producer.bridge, self.producer.client
+            return
         app = Celery(f"bench-drain-producer-{self.kind}")
         app.config_from_object(celeryconfig.build(self.settings))  # starts the embedded server
         self.bridge = Bridge(app, settings=self.settings)
@@ -110,8 +116,9 @@ class Backend:
         self.client.flushdb()  # only the benchmark's database of this server
 
     def close(self) -> None:
-        self.bridge.close()
-        self.client.close()
+        if self.producer is None:
+            self.bridge.close()
+            self.client.close()
 
 
 def worker_env(**values: str) -> dict[str, str]:
@@ -120,15 +127,31 @@ def worker_env(**values: str) -> dict[str, str]:
     return env
 
 
+POOLS = {
+    "prefork": ("-c", "2", "-P", "prefork"),
+    "threads": ("-c", "8", "-P", "threads"),
+    "solo": ("-P", "solo"),
+}
+APPS = {
+    "bridged": "bridged",
+    "stock": "stock Celery, the same settings",
+    "stock-default": "stock Celery, out of the box",
+}
+
+
 class Bench:
-    def __init__(self, redis_url: str, jobs: int, poll_s: float, embedded: bool = True) -> None:
+    def __init__(
+        self, redis_url: str, jobs: int, poll_s: float, embedded: bool = True, vs_stock: Sequence[str] = ()
+    ) -> None:
         self.jobs = jobs
         self.poll_s = poll_s
-        self.pool_args = ["-c", "2", "-P", "prefork"]
         self.home = Path(tempfile.mkdtemp(prefix="bd-"))  # short: unix socket paths are < 100 bytes
         self.logs = Path(tempfile.mkdtemp(prefix="bench-drain-logs-"))
         self.backends: list[Backend] = []
         self.worker: subprocess.Popen[bytes] | None = None
+        if vs_stock:
+            self._add_stock_variants(redis_url, vs_stock)
+            return
         self.backends.append(
             Backend(
                 name="system Redis",
@@ -167,6 +190,26 @@ class Bench:
             )
         )
 
+    def _add_stock_variants(self, redis_url: str, pools: Sequence[str]) -> None:
+        """Per pool: the bridged worker, stock Celery with the same settings, stock Celery's defaults."""
+        settings = Settings(
+            redis_url=redis_url, queue_backend="redis", jobs_backend="redis", lock_backend="redis"
+        )
+        producer: Backend | None = None
+        for pool in pools:
+            for app, label in APPS.items():
+                variant = Backend(
+                    name=f"{pool}: {label}",
+                    kind=f"{pool}-{app}",
+                    settings=settings,
+                    url=redis_url,
+                    worker_env=worker_env(REDIS_URL=redis_url, QUEUE_BACKEND="redis", BENCH_APP=app),
+                    pool_args=POOLS[pool],
+                    producer=producer,
+                )
+                producer = producer or variant
+                self.backends.append(variant)
+
     # -- one measurement -----------------------------------------------------------
 
     def enqueue(self, backend: Backend) -> None:
@@ -180,7 +223,7 @@ class Bench:
     def start_worker(self, backend: Backend, hostname: str, log: Path) -> subprocess.Popen[bytes]:
         args = [
             sys.executable, "-m", "celery", "-A", "bench.drain_app", "worker",
-            "-n", hostname, *self.pool_args,
+            "-n", hostname, *backend.pool_args,
             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING",
         ]  # fmt: skip
         with log.open("wb") as out:
@@ -318,6 +361,28 @@ def environment(backends: Sequence[Backend]) -> list[str]:
     ]
 
 
+def stock_table(backends: Sequence[Backend], pools: Sequence[str]) -> str:
+    """Per pool, each variant against stock Celery with the same settings (target: bridged >= 1.2x)."""
+    by_kind = {b.kind: b for b in backends}
+    lines = [
+        "| pool | worker | median jobs/s | min-max jobs/s | ratio to stock, same settings | target | met |",
+        "|---|---|---:|---:|---:|---:|:---:|",
+    ]
+    for pool in pools:
+        anchor = by_kind[f"{pool}-stock"].median
+        for app, label in APPS.items():
+            b = by_kind[f"{pool}-{app}"]
+            ratio = b.median / anchor
+            target = (
+                f">= {STOCK_TARGET}x | {'yes' if ratio >= STOCK_TARGET else 'NO'}"
+                if app == "bridged"
+                else "- | -"
+            )
+            spread = f"{min(b.rates):,.0f}-{max(b.rates):,.0f}"
+            lines.append(f"| {pool} | {label} | {b.median:,.0f} | {spread} | {ratio:.2f}x | {target} |")
+    return "\n".join(lines)
+
+
 def table(backends: Sequence[Backend]) -> str:
     by_kind = {b.kind: b for b in backends}
     servers = [by_kind["redis"], by_kind["embedded"]]
@@ -343,7 +408,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--poll-ms", type=float, default=10.0, help="how often completion is polled (default 10 ms)"
     )
+    parser.add_argument(
+        "--vs-stock",
+        metavar="POOLS",
+        default=None,
+        help="instead: per pool (comma-separated: prefork,threads,solo), the bridged worker against stock "
+        "Celery with the same settings and stock Celery out of the box",
+    )
     args = parser.parse_args(argv)
+    args.pools = [p.strip() for p in args.vs_stock.split(",")] if args.vs_stock else []
+    if any(p not in POOLS for p in args.pools):
+        parser.error(f"--vs-stock takes pools from {', '.join(POOLS)}")
     for name in ("jobs", "rounds", "poll_ms"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -352,17 +427,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = Bench(args.redis_url, args.jobs, args.poll_ms / 1000)
+    bench = Bench(args.redis_url, args.jobs, args.poll_ms / 1000, vs_stock=args.pools)
     try:
-        env = environment(bench.backends)
+        env = environment(bench.backends[:1] if args.pools else bench.backends)
     except BaseException:
         bench.close()
         raise
-    print(f"{args.jobs:,} jobs per measurement, {args.rounds} rounds, worker -c 2 -P prefork")
+    pools = ", ".join(" ".join(POOLS[p]) for p in args.pools) if args.pools else "-c 2 -P prefork"
+    print(f"{args.jobs:,} jobs per measurement, {args.rounds} rounds, worker {pools}")
     print("\n".join(env), flush=True)
     backends = bench.run(args.rounds)
     print()
-    print(table(backends))
+    print(stock_table(backends, args.pools) if args.pools else table(backends))
     return 0
 
 

@@ -15,10 +15,16 @@ from celery import Celery, signals
 
 from bridge import Bridge
 
+# BENCH_APP: "bridged" (default), "stock" (the same Celery settings, no Bridge: the honest
+# baseline), or "stock-default" (Celery's own defaults, only the broker set: for reference).
+MODE = os.environ.get("BENCH_APP", "bridged")
 app = Celery("bench-drain")
-app.config_from_object("bridge.celeryconfig")
-bridge = Bridge(app)
-if os.environ.get("BENCH_FETCH") == "kombu":
+if MODE == "stock-default":
+    app.conf.broker_url = os.environ["REDIS_URL"]
+else:
+    app.config_from_object("bridge.celeryconfig")
+bridge = Bridge(app) if MODE == "bridged" else None
+if bridge is not None and os.environ.get("BENCH_FETCH") == "kombu":
     # The baseline of the fetch comparisons: kombu's own Redis transport (its BRPOP fetch)
     # instead of the bridge's (bridge/redis/transport.py); everything else stays bridged.
     app.steps["consumer"] = {s for s in app.steps["consumer"] if s.label != "bridge transport"}
@@ -29,9 +35,17 @@ STAMPS = "bench:stamps"  # bench_pickup.py: "<added µs> <started µs>" per run,
 READY = "bench:ready:"  # + hostname; the server time (µs) and counter when the worker was ready
 
 
+_own: dict[int, redis.Redis] = {}
+
+
 def client() -> redis.Redis:
-    """The server under test: the app's own (the bridge's client, per process)."""
-    return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
+    """The server under test: the bridge's client, or (stock) one redis-py client per process."""
+    if bridge is not None:
+        return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
+    pid = os.getpid()
+    if pid not in _own:
+        _own[pid] = redis.Redis.from_url(os.environ["REDIS_URL"])
+    return _own[pid]
 
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
