@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+
 import redis
 
 
@@ -40,3 +45,17 @@ def rates_table(label: str, baseline: str, rows: list[tuple[str, float, list[flo
             f"| {target_cells(median / first, target)} |"
         )
     return "\n".join(lines)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a worker started with ``start_new_session=True``: SIGTERM (Celery's warm shutdown), then
+    SIGKILL to its whole process group (pool processes included) after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)

@@ -39,7 +39,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_drain.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from _common import rates_table, refuse_foreign_keys  # noqa: E402
+from _common import rates_table, refuse_foreign_keys, stop_process_group  # noqa: E402
 
 from bridge import (  # noqa: E402
     Bridge,
@@ -239,15 +238,8 @@ class Bench:
 
     def stop_worker(self, timeout: float = 30.0) -> None:
         proc, self.worker = self.worker, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        if proc is not None:
+            stop_process_group(proc, timeout)
 
     def wait_ready(self, backend: Backend, hostname: str, log: Path) -> tuple[int, int]:
         """Wait for the worker's ready mark; return (server time in µs, jobs already done)."""

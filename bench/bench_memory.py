@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import refuse_foreign_keys  # noqa: E402
+from _common import refuse_foreign_keys, stop_process_group  # noqa: E402
 from bench_drain import OWN_KEY_PREFIXES, POOLS, READY, worker_env  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -77,12 +76,7 @@ def measure(redis_url: str, pool: str, app: str, idle_s: float, tag: str) -> int
         time.sleep(idle_s)
         return group_rss_kib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_process_group(proc)
         client.flushdb()
         client.close()
 

@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
@@ -58,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/bench_sqs.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from _common import rates_table, refuse_foreign_keys, target_cells  # noqa: E402
+from _common import rates_table, refuse_foreign_keys, stop_process_group, target_cells  # noqa: E402
 
 from bridge import (  # noqa: E402
     Bridge,
@@ -201,12 +200,7 @@ class Bench:
             ready_us = self._wait(lambda: self.client.get(READY + hostname), worker, log, "ready")
             done_us = self._wait(lambda: self._drained(url), worker, log, "drained")
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+            stop_process_group(worker)
         rate = self.jobs / ((int(done_us) - int(ready_us)) / 1_000_000)
         self.drain[name].append(rate)
         print(f"  drain    {tag} {name:<11} {rate:>7,.1f} jobs/s", flush=True)
