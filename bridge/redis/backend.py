@@ -28,7 +28,7 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import KombuError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend
 from bridge.core.connect import is_sentinel, redis_client
@@ -84,6 +84,7 @@ class RedisBackend(QueueBackend):
                 "from REDIS_URL) or set broker_url to the same Redis as REDIS_URL."
             )
         self._prefix = ""
+        self._add_head: tuple[str, bytes] | None = None  # (key prefix, the add command's packed head)
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
         self._reset_after_fork()
         # Celery's prefork pool forks while the promoter thread may hold the lock
@@ -262,7 +263,7 @@ class RedisBackend(QueueBackend):
         prefix = self.key("")
         batches = [json.dumps(jobs[i : i + ADD_BATCH]) for i in range(0, len(jobs), ADD_BATCH)]
         if len(batches) == 1:
-            flat = json.loads(self._script(ADD, [], [prefix, batches[0]], client=self._own_client()))
+            flat = json.loads(self._add_on_own_connection(prefix, batches[0]))
         else:
             sha = _sha(ADD)
             flat = []
@@ -295,6 +296,40 @@ class RedisBackend(QueueBackend):
             # EVALSHA that failed with NOSCRIPT ran nothing, so this cannot double-send.
             client.script_load(script)
             return client.evalsha(sha, len(keys), *keys, *args)
+
+    def _add_on_own_connection(self, prefix: str, batch: str) -> Any:
+        """One ``EVALSHA`` of the add script, packed by hand and sent on this thread's connection.
+
+        A single add is one round trip, and redis-py's generic command path (encoding and
+        packing each argument, its retry wrapper) cost about as much Python as the rest
+        of the add. The command's head (``EVALSHA``, the script's SHA, no keys, the key
+        prefix) is packed once; each add packs only its batch. A connection error or
+        timeout drops the connection and raises at once (the caller's BackendUnavailable
+        says retrying the add with the same key is safe: the script claims before it
+        pushes); a NOSCRIPT reply ran nothing, so the script is loaded and sent again.
+        """
+        client = self._own_client()
+        connection: Any = client.connection
+        if self._add_head is None or self._add_head[0] != prefix:
+            words = (b"EVALSHA", _sha(ADD).encode(), b"0", prefix.encode())
+            self._add_head = (prefix, b"*5\r\n" + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words))
+        body = batch.encode()
+        packed = self._add_head[1] + b"$%d\r\n%b\r\n" % (len(body), body)
+        for attempt in range(2):
+            try:
+                connection.send_packed_command([packed], check_health=False)
+                return connection.read_response()
+            except NoScriptError:
+                if attempt:
+                    raise
+                client.script_load(ADD)
+            except ResponseError:
+                raise  # an error reply: the connection is in step, and the caller reports it
+            except BaseException:
+                # A reply may still be on its way: a connection out of step must not be reused.
+                connection.disconnect()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _own_client(self) -> redis.Redis:
         """This thread's own connection: a single add skips the pool's checkout and return.

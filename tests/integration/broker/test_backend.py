@@ -213,6 +213,28 @@ def test_a_failed_publish_frees_the_key(rabbit: str, system_redis: Server, redis
         retry.close()
 
 
+def test_cancelling_a_repeat_whose_last_run_cannot_be_revoked_says_so(
+    producer: Bridge, start, rabbit: str, system_redis: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A published run cannot be taken back from RabbitMQ, so cancel revokes it; with the broker
+    unreachable that is reported, and the repeat itself is gone (no further tick fires)."""
+    producer.jobs.schedule("amqp.record", {"key": "tick"}, every_ms=1000, idempotency_key="tick")
+    beat = start("beat", "-s", os.devnull, name="beat")
+    assert wait_for(lambda: [r.run_count for r in producer.jobs.list()] >= [1], timeout=45)  # a run published
+    beat.stop()
+    monkeypatch.setenv("REDIS_URL", system_redis.url)
+    down = Celery("rabbit-down", set_as_current=False)
+    down.conf.update(broker_url="amqp://guest:guest@127.0.0.1:1//", broker_connection_timeout=1,
+                     broker_connection_max_retries=0, task_publish_retry=False)  # fmt: skip
+    bridge = Bridge(down)
+    try:
+        with pytest.raises(BackendUnavailable, match=r"^jobs\.cancel \(revoking the last run\) failed"):
+            bridge.jobs.cancel(name="amqp.record", idempotency_key="tick", every_ms=1000)
+        assert producer.jobs.list() == []
+    finally:
+        bridge.close()
+
+
 def jobs_cli(rabbit: str, system_redis: Server, *args: str) -> subprocess.CompletedProcess[str]:
     """``jobs -A tests.apps.amqp_app ...`` as a user runs it beside the app."""
     env = system_redis.env(TEST_AMQP_URL=rabbit)
