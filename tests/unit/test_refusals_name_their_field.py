@@ -220,3 +220,16 @@ def test_delay_hops_default_on_and_read_from_either_place() -> None:
         Settings.from_env({"SQS_DELAY_HOPS": "maybe"})
     with pytest.raises(ConfigError, match=r"^bridge_sqs_delay_hops="):
         Settings.from_env({}, conf={"bridge_sqs_delay_hops": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("ttl_ms", 0), ("ttl_ms", True), ("lease_ms", -1), ("lease_ms", 1.5)]
+)
+def test_idempotent_refuses_a_bad_ttl_or_lease_naming_it(field: str, value: Any) -> None:
+    from bridge.idempotent import idempotent
+
+    def no_store() -> Any:
+        raise AssertionError("a refused decorator must not reach its store")
+
+    with pytest.raises(InvalidInput, match=rf"^{field}: must be a positive integer of milliseconds"):
+        idempotent(no_store, **{field: value})
