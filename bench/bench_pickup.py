@@ -15,7 +15,9 @@ worker consumes (``app:jobs``). The job, ``bench.stamp``, records the server's
 clock when it starts; the latency is that minus the server's clock read just
 before the add, so it includes the add's own round trip and Celery's hand-off to
 the pool process. Lists and variants rotate; the report is the median, p99 and
-maximum per list and variant, over every sample of every round.
+maximum per list and variant, over every sample of every round. ``--vs-stock``
+compares with stock Celery with the same settings (``BENCH_APP=stock``: no Bridge)
+instead of kombu's fetch; stock Celery does not consume ``app:jobs``.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from collections.abc import Sequence
 
 from bench_drain import (  # bench/ is on the path when run as a script
     DEFAULT_REDIS_URL,
+    POOLS,
     Backend,
     Bench,
     environment,
 )
 
 STAMPS = "bench:stamps"  # as in bench/drain_app.py
+STOCK = "stock Celery, the same settings"
 TARGET_P99_MS = 10.0  # the issue's target for the bridge's transport on this machine
 LISTS = {
     "first queue": {},
@@ -46,11 +50,19 @@ LISTS = {
 class PickupBench(Bench):
     """Reuses ``bench_drain``'s worker handling; only the two system-Redis variants."""
 
-    def __init__(self, redis_url: str, poll_s: float) -> None:
+    def __init__(self, redis_url: str, poll_s: float, pool_args: tuple[str, ...], vs_stock: bool) -> None:
         super().__init__(redis_url, jobs=1, poll_s=poll_s, embedded=False)
         self.backends[0].name = "bridge transport"
-        self.backends[1].name = "kombu's fetch"
+        self.backends[1].name = STOCK if vs_stock else "kombu's fetch"
+        if vs_stock:  # no Bridge in the worker at all (bench/drain_app.py, BENCH_APP=stock)
+            self.backends[1].worker_env = {**self.backends[0].worker_env, "BENCH_APP": "stock"}
+        for backend in self.backends:
+            backend.pool_args = pool_args
         self.latencies: dict[tuple[str, str], list[float]] = {}
+
+    def lists_of(self, backend: Backend) -> list[str]:
+        # Only a bridged worker consumes the jobs queue (Bridge adds it to the worker's queues).
+        return [name for name in LISTS if backend.name != STOCK or name != "second queue (app:jobs)"]
 
     def server_us(self, backend: Backend) -> int:
         seconds, micros = backend.client.time()
@@ -80,9 +92,10 @@ class PickupBench(Bench):
         try:
             self.wait_ready(backend, hostname, log)
             time.sleep(1.0)  # past start-up: the worker is idle in its wait
-            names = list(LISTS)
+            names = self.lists_of(backend)
             for i in range(samples):
-                for list_name in names[i % 3 :] + names[: i % 3]:
+                shift = i % len(names)
+                for list_name in names[shift:] + names[:shift]:
                     latency = self.sample(backend, list_name)
                     self.latencies.setdefault((backend.name, list_name), []).append(latency)
         finally:
@@ -106,13 +119,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def table(latencies: dict[tuple[str, str], list[float]]) -> str:
+def table(latencies: dict[tuple[str, str], list[float]], baseline: str) -> str:
     lines = [
         "| list | fetch | samples | median ms | p99 ms | max ms | target p99 | met |",
         "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for list_name in LISTS:
-        for fetch in ("kombu's fetch", "bridge transport"):
+        for fetch in (baseline, "bridge transport"):
+            if (fetch, list_name) not in latencies:
+                continue  # stock Celery does not consume the jobs queue
             values = latencies[(fetch, list_name)]
             p99 = percentile(values, 0.99)
             target = f"<= {TARGET_P99_MS:g} ms" if fetch == "bridge transport" else "-"
@@ -133,6 +148,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pool", choices=["prefork", "solo"], default="prefork",
         help="the worker's pool: prefork -c 2 (default) or solo (no hand-off to a child process)",
     )  # fmt: skip
+    parser.add_argument(
+        "--vs-stock", action="store_true",
+        help="compare with stock Celery with the same settings (no Bridge) instead of kombu's fetch",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.samples <= 0 or args.rounds <= 0:
         parser.error("--samples and --rounds must be positive")
@@ -141,19 +160,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = PickupBench(args.redis_url, poll_s=0.01)
-    bench.pool_args = ["-c", "2", "-P", "prefork"] if args.pool == "prefork" else ["-P", "solo"]
+    pool_args = POOLS[args.pool]
+    bench = PickupBench(args.redis_url, poll_s=0.01, pool_args=pool_args, vs_stock=args.vs_stock)
     try:
         env = environment(bench.backends)
     except BaseException:
         bench.close()
         raise
-    pool = " ".join(bench.pool_args)
+    pool = " ".join(pool_args)
     print(f"{args.samples} jobs per list, variant and round; {args.rounds} rounds; worker {pool}")
     print("\n".join(env), flush=True)
     bench.run_rounds(args.rounds, args.samples)
     print()
-    print(table(bench.latencies))
+    print(table(bench.latencies, STOCK if args.vs_stock else "kombu's fetch"))
     return 0
 
 
