@@ -89,6 +89,7 @@ def test_every_redis_backend_operation_names_itself_when_redis_is_gone(private_r
         bridge.close()
 
 
+@pytest.mark.rabbitmq
 def test_every_broker_backend_operation_names_its_guard_store_when_it_is_gone(
     private_redis: RedisServerProcess, rabbit_url: str
 ):
@@ -117,6 +118,7 @@ def test_every_broker_backend_operation_names_its_guard_store_when_it_is_gone(
         bridge.close()
 
 
+@pytest.mark.rabbitmq
 def test_with_the_broker_gone_a_due_job_and_a_dead_letter_stay_for_the_retry(
     private_redis: RedisServerProcess, rabbit_url: str
 ):
@@ -145,6 +147,7 @@ def test_with_the_broker_gone_a_due_job_and_a_dead_letter_stay_for_the_retry(
         bridge.close()
 
 
+@pytest.mark.sqs
 def test_an_sqs_cancel_with_its_guard_store_gone_says_the_tombstone_was_not_written(
     private_redis: RedisServerProcess, sqs
 ):
