@@ -309,27 +309,16 @@ class RedisBackend(QueueBackend):
         pushes); a NOSCRIPT reply ran nothing, so the script is loaded and sent again.
         """
         client = self._own_client()
-        connection: Any = client.connection
         if self._add_head is None or self._add_head[0] != prefix:
             words = (b"EVALSHA", _sha(ADD).encode(), b"0", prefix.encode())
             self._add_head = (prefix, b"*5\r\n" + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words))
         body = batch.encode()
         packed = self._add_head[1] + b"$%d\r\n%b\r\n" % (len(body), body)
-        for attempt in range(2):
-            try:
-                connection.send_packed_command([packed], check_health=False)
-                return connection.read_response()
-            except NoScriptError:
-                if attempt:
-                    raise
-                client.script_load(ADD)
-            except ResponseError:
-                raise  # an error reply: the connection is in step, and the caller reports it
-            except BaseException:
-                # A reply may still be on its way: a connection out of step must not be reused.
-                connection.disconnect()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return _send_packed(client.connection, packed)
+        except NoScriptError:
+            client.script_load(ADD)
+            return _send_packed(client.connection, packed)
 
     def _own_client(self) -> redis.Redis:
         """This thread's own connection: a single add skips the pool's checkout and return.
@@ -351,6 +340,19 @@ class RedisBackend(QueueBackend):
         if stale and connection is not None:
             connection.disconnect()  # type: ignore[no-untyped-call]
         return state.own_client
+
+
+def _send_packed(connection: Any, packed: bytes) -> Any:
+    """Send one packed command and read its reply; a connection that may be out of step is dropped."""
+    try:
+        connection.send_packed_command([packed], check_health=False)
+        return connection.read_response()
+    except ResponseError:
+        raise  # an error reply (NOSCRIPT among them): the connection is in step
+    except BaseException:
+        # A reply may still be on its way: a connection out of step must not be reused.
+        connection.disconnect()
+        raise
 
 
 def _text(value: Any) -> str:
