@@ -409,6 +409,22 @@ def server_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """The real RabbitMQ (BRIDGE_TEST_AMQP_URL), checked to answer: missing fails under CI."""
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception:
+        _service_missing(f"RabbitMQ at {AMQP_URL}")
+    return AMQP_URL
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServerProcess]:
     """A ``redis-server`` of this test's own (free loopback port, append-only file), stopped afterwards."""

@@ -9,7 +9,6 @@ due job, a dead letter) is still there for the retry.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,21 +21,6 @@ from bridge.redis.deadletters import DeadLetter
 from tests.redis_server import RedisServerProcess
 
 pytestmark = [pytest.mark.redis]
-
-
-@pytest.fixture
-def rabbit_url() -> str:
-    from kombu import Connection
-
-    from tests.conftest import _service_missing
-
-    url = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-    try:
-        with Connection(url, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception:
-        _service_missing(f"RabbitMQ at {url}")
-    return url
 
 
 # Every backend named: a default left out would start an embedded server in this folder.
@@ -91,11 +75,11 @@ def test_every_redis_backend_operation_names_itself_when_redis_is_gone(private_r
 
 @pytest.mark.rabbitmq
 def test_every_broker_backend_operation_names_its_guard_store_when_it_is_gone(
-    private_redis: RedisServerProcess, rabbit_url: str
+    private_redis: RedisServerProcess, amqp_url: str
 ):
     store = private_redis.url
     app = Celery("gone-store", set_as_current=False)
-    app.conf.update(broker_url=rabbit_url)
+    app.conf.update(broker_url=amqp_url)
     bridge = Bridge(app, settings=Settings(redis_url=store, **BROKER))
     try:
         bridge.queue.add("amqp.record", {"key": "d"}, idempotency_key="d", delay_ms=60_000)
@@ -120,7 +104,7 @@ def test_every_broker_backend_operation_names_its_guard_store_when_it_is_gone(
 
 @pytest.mark.rabbitmq
 def test_with_the_broker_gone_a_due_job_and_a_dead_letter_stay_for_the_retry(
-    private_redis: RedisServerProcess, rabbit_url: str
+    private_redis: RedisServerProcess, amqp_url: str
 ):
     down = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
     app = Celery("gone-broker", set_as_current=False)

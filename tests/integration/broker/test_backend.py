@@ -23,26 +23,20 @@ from celery import Celery
 from kombu import Connection
 
 from bridge import BackendUnavailable, Bridge
-from tests.conftest import JOBS, CeleryProcess, Server, _service_missing, server_ms, wait_for
+from tests.conftest import JOBS, CeleryProcess, Server, server_ms, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker, pytest.mark.rabbitmq]
 
-AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 APP = "tests.apps.amqp_app"
 RUNS = "test:amqp:runs"  # tests/apps/amqp_app.py (not imported: importing it binds its Bridge)
 
 
 @pytest.fixture
-def rabbit(system_redis: Server, redis_client: redis.Redis) -> Iterator[str]:
+def rabbit(amqp_url: str, system_redis: Server, redis_client: redis.Redis) -> Iterator[str]:
     """RabbitMQ, with the queues the tests use emptied before and after."""
-    try:
-        with Connection(AMQP_URL, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception:
-        _service_missing(f"RabbitMQ at {AMQP_URL}")
 
     def purge() -> None:
-        with Connection(AMQP_URL) as conn:
+        with Connection(amqp_url) as conn:
             channel = conn.default_channel
             for queue in ("celery", "app:jobs"):
                 try:
@@ -51,7 +45,7 @@ def rabbit(system_redis: Server, redis_client: redis.Redis) -> Iterator[str]:
                     channel = conn.channel()
 
     purge()
-    yield AMQP_URL
+    yield amqp_url
     purge()
 
 
