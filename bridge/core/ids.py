@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import uuid
 
-__all__ = ["job_id_for"]
+__all__ = ["job_id_for", "random_uuid"]
 
 # A fixed namespace so that (name, key) maps to the same id in every process,
 # on every machine, in every release.
 _NAMESPACE = uuid.UUID("6f2c7a4e-3b1d-5e8f-9a0c-2d4b6e8f1a3c")
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def job_id_for(name: str, idempotency_key: str | None) -> str:
@@ -20,6 +23,22 @@ def job_id_for(name: str, idempotency_key: str | None) -> str:
     random UUID4, as ``apply_async`` would make.
     """
     if idempotency_key is None:
-        return str(uuid.uuid4())
-    # A JSON pair is unambiguous: ("a", "b:c") and ("a:b", "c") never collide.
-    return str(uuid.uuid5(_NAMESPACE, json.dumps([name, idempotency_key])))
+        return random_uuid()
+    # A JSON pair is unambiguous: ("a", "b:c") and ("a:b", "c") never collide. Written as
+    # json.dumps([name, idempotency_key]) writes it (ASCII, ", "), without its overhead.
+    name_bytes = ("[" + _json_string(name) + ", " + _json_string(idempotency_key) + "]").encode()
+    return _uuid_text(hashlib.sha1(_NAMESPACE.bytes + name_bytes).digest(), 5)  # noqa: S324 - RFC 4122 UUID5
+
+
+def random_uuid() -> str:
+    """``str(uuid.uuid4())``, the same 122 random bits, at a third of its cost (it is on every add's path)."""
+    return _uuid_text(os.urandom(16), 4)
+
+
+def _uuid_text(digest: bytes, version: int) -> str:
+    # What uuid.UUID(bytes=digest[:16], version=version) would print, without building the object.
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | (version << 4)
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,10 @@ MAX_NAME_LENGTH = 512
 # milliseconds and the bridge's Lua scripts as doubles, and Python's timedelta
 # and thread waits overflow far earlier than an unbounded int would.
 MAX_MS = 10 * 365 * 86_400_000
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# json.dumps(data, allow_nan=False), without building an encoder on every call.
+_encode_json = json.JSONEncoder(allow_nan=False).encode
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -57,7 +62,7 @@ def check_name(name: object) -> str:
     """Return the task name, or raise InvalidJob if it is empty or not a string."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidJob("name", f"the task name must be a non-empty string, got {shown(name)}.")
-    if len(name) > MAX_NAME_LENGTH or any(c < " " or c == "\x7f" for c in name) or not utf8_encodable(name):
+    if len(name) > MAX_NAME_LENGTH or _CONTROL.search(name) or not utf8_encodable(name):
         raise InvalidJob(
             "name",
             f"the task name must be at most {MAX_NAME_LENGTH} characters of valid Unicode with no "
@@ -95,8 +100,10 @@ def encode_payload(data: object) -> tuple[dict[str, Any], str]:
                 "task as a keyword argument; rename it.",
             )
     try:
-        encoded = json.dumps(data, allow_nan=False)
-        changed = json.loads(encoded) != data
+        encoded = _encode_json(data)
+        # Flat data of JSON scalars comes back from JSON unchanged (floats print exactly,
+        # and NaN and infinities were refused above); only anything else needs the check.
+        changed = not all(type(v) in _JSON_SCALARS for v in data.values()) and json.loads(encoded) != data
     except RecursionError:
         raise InvalidPayload(
             "data", "job data is nested too deeply to encode; flatten it (a few levels are plenty)."

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 from celery import Celery
 from kombu.exceptions import KombuError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend
 from bridge.core.connect import is_sentinel, redis_client
@@ -40,6 +40,7 @@ from bridge.redis.config import redis_settings
 from bridge.redis.deadletters import RedisDeadLetters
 from bridge.redis.message import CeleryMessageBuilder, Envelope, send_after_publish
 from bridge.redis.scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
+from bridge.redis.wire import bulk, is_stale, send_and_read
 from bridge.settings import Settings
 
 __all__ = ["RedisBackend"]
@@ -84,7 +85,7 @@ class RedisBackend(QueueBackend):
                 "from REDIS_URL) or set broker_url to the same Redis as REDIS_URL."
             )
         self._prefix = ""
-        self._add_head: tuple[str, bytes] | None = None  # (key prefix, the add command's packed head)
+        self._add_head_cache: tuple[str, bytes] | None = None  # (key prefix, the add command's packed head)
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
         self._reset_after_fork()
         # Celery's prefork pool forks while the promoter thread may hold the lock
@@ -156,7 +157,7 @@ class RedisBackend(QueueBackend):
                 builder.build(r.job_id, r.name, r.data, r.queue, r.priority, r.data_json) for r in requests
             ]
             replies = self._run_adds(
-                [self._job_fields(r, e) for r, e in zip(requests, envelopes, strict=True)]
+                [self._packed_job(r, e) for r, e in zip(requests, envelopes, strict=True)]
             )
         except (RedisError, KombuError, OSError) as exc:
             raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
@@ -250,39 +251,55 @@ class RedisBackend(QueueBackend):
     def _delayed_queues(self) -> list[str]:
         return [_text(q) for q in self.client.smembers(self.key("delayed-queues"))]
 
-    def _job_fields(self, request: JobRequest, envelope: Envelope) -> list[Any]:
+    def _packed_job(self, request: JobRequest, envelope: Envelope) -> tuple[int, bytes]:
+        """One job as the add script's words (see ``ADD``), packed: (word count, RESP bytes)."""
         ttl = 0
         if request.idempotency_key is not None:
             ttl = request.guard_ttl_ms or self._guard_ttl_ms
         track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
-        return [envelope.job_id, envelope.queue, ttl, request.delay_ms, track, *envelope.commands]
+        commands = envelope.commands
+        words = [envelope.job_id, envelope.queue, str(ttl), str(request.delay_ms), str(track)]
+        words += [str(len(commands)), *commands]
+        return len(words), b"".join([bulk(word.encode()) for word in words])
 
-    def _run_adds(self, jobs: list[list[Any]]) -> list[tuple[Any, Any]]:
-        # A batch travels as one JSON argument: packing it costs far less than
-        # thousands of separate arguments, and the script decodes it with cjson.
-        prefix = self.key("")
-        batches = [json.dumps(jobs[i : i + ADD_BATCH]) for i in range(0, len(jobs), ADD_BATCH)]
-        if len(batches) == 1:
-            flat = json.loads(self._add_on_own_connection(prefix, batches[0]))
-        else:
-            sha = _sha(ADD)
-            flat = []
-            for attempt in range(2):
-                # One round trip for all of them; each script call is atomic.
-                with self.client.pipeline(transaction=False) as pipe:
-                    for batch in batches:
-                        pipe.evalsha(sha, 0, prefix, batch)
-                    results = pipe.execute(raise_on_error=False)
-                if attempt == 0 and all(isinstance(r, NoScriptError) for r in results):
-                    # First use on this server: nothing ran, so sending again is safe.
-                    self.client.script_load(ADD)
-                    continue
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                    flat.extend(json.loads(result))
-                break
+    def _run_adds(self, jobs: list[tuple[int, bytes]]) -> list[tuple[Any, Any]]:
+        """Run the add script over ``jobs``, ``ADD_BATCH`` per call, all calls in one round trip.
+
+        The calls are packed by hand and sent on this thread's own connection, and their
+        replies read by :mod:`bridge.redis.wire` (why: see there). A connection
+        error or timeout drops the connection and raises at once (the caller's
+        BackendUnavailable says retrying the add with the same key is safe: the script
+        claims before it pushes). A NOSCRIPT reply ran nothing, so that call is sent again
+        after the script is loaded.
+        """
+        head = self._add_head(self.key(""))
+        calls = []
+        for i in range(0, len(jobs), ADD_BATCH):
+            batch = jobs[i : i + ADD_BATCH]
+            words = 4 + sum(count for count, _ in batch)
+            calls.append(b"*%d\r\n" % words + head + b"".join(packed for _, packed in batch))
+        client = self._own_client()
+        replies = send_and_read(client.connection, calls)
+        unloaded = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unloaded:
+            # First use on this server, or it restarted.
+            client.script_load(ADD)
+            again = send_and_read(client.connection, [calls[i] for i in unloaded])
+            for i, reply in zip(unloaded, again, strict=True):
+                replies[i] = reply
+        flat: list[Any] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            flat.extend(json.loads(reply))
         return list(zip(flat[::2], flat[1::2], strict=True))
+
+    def _add_head(self, prefix: str) -> bytes:
+        """``EVALSHA <sha> 0 <prefix>``, packed once per key prefix (the count of words goes before it)."""
+        if self._add_head_cache is None or self._add_head_cache[0] != prefix:
+            words = (b"EVALSHA", _sha(ADD).encode(), b"0", prefix.encode())
+            self._add_head_cache = (prefix, b"".join(bulk(w) for w in words))
+        return self._add_head_cache[1]
 
     def _script(
         self, script: str, keys: list[str], args: list[Any], client: redis.Redis | None = None
@@ -296,29 +313,6 @@ class RedisBackend(QueueBackend):
             # EVALSHA that failed with NOSCRIPT ran nothing, so this cannot double-send.
             client.script_load(script)
             return client.evalsha(sha, len(keys), *keys, *args)
-
-    def _add_on_own_connection(self, prefix: str, batch: str) -> Any:
-        """One ``EVALSHA`` of the add script, packed by hand and sent on this thread's connection.
-
-        A single add is one round trip, and redis-py's generic command path (encoding and
-        packing each argument, its retry wrapper) cost about as much Python as the rest
-        of the add. The command's head (``EVALSHA``, the script's SHA, no keys, the key
-        prefix) is packed once; each add packs only its batch. A connection error or
-        timeout drops the connection and raises at once (the caller's BackendUnavailable
-        says retrying the add with the same key is safe: the script claims before it
-        pushes); a NOSCRIPT reply ran nothing, so the script is loaded and sent again.
-        """
-        client = self._own_client()
-        if self._add_head is None or self._add_head[0] != prefix:
-            words = (b"EVALSHA", _sha(ADD).encode(), b"0", prefix.encode())
-            self._add_head = (prefix, b"*5\r\n" + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in words))
-        body = batch.encode()
-        packed = self._add_head[1] + b"$%d\r\n%b\r\n" % (len(body), body)
-        try:
-            return _send_packed(client.connection, packed)
-        except NoScriptError:
-            client.script_load(ADD)
-            return _send_packed(client.connection, packed)
 
     def _own_client(self) -> redis.Redis:
         """This thread's own connection: a single add skips the pool's checkout and return.
@@ -334,25 +328,12 @@ class RedisBackend(QueueBackend):
             )
         connection = state.own_client.connection
         try:
-            stale = connection is not None and connection.can_read()
+            stale = connection is not None and is_stale(connection)
         except (RedisError, OSError):
             stale = True
         if stale and connection is not None:
             connection.disconnect()  # type: ignore[no-untyped-call]
         return state.own_client
-
-
-def _send_packed(connection: Any, packed: bytes) -> Any:
-    """Send one packed command and read its reply; a connection that may be out of step is dropped."""
-    try:
-        connection.send_packed_command([packed], check_health=False)
-        return connection.read_response()
-    except ResponseError:
-        raise  # an error reply (NOSCRIPT among them): the connection is in step
-    except BaseException:
-        # A reply may still be on its way: a connection out of step must not be reused.
-        connection.disconnect()
-        raise
 
 
 def _text(value: Any) -> str:

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import socket
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from kombu.transport.redis import PrefixedStrictRedis
 from kombu.utils.json import dumps as kombu_dumps
 from kombu.utils.json import loads as kombu_loads
 
+from bridge.core.ids import random_uuid
 from bridge.errors import BackendError, InvalidJob
 from bridge.redis.capture import PUBLISH_COMMANDS, Captured
 
@@ -47,6 +47,8 @@ _PAYLOAD = object()  # where the message goes in a template's commands
 _PLAIN = re.compile(r"[0-9a-zA-Z-]+")  # a JSON string body that needs no escaping
 _SLOT = re.compile(r'"\\u0000bridge-slot:(\w+)\\u0000"')  # a slot as kombu's JSON writes it
 _EMPTY_BODY_HEAD = "[[], {}"
+# json.dumps(text) for a str, as kombu's JSON writes it (ASCII), without json.dumps's own overhead.
+_json_string = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -245,18 +247,19 @@ class CeleryMessageBuilder:
         if len(parts) != 2 * 8 + 1:  # 8 slots (the id fills 3); any other count: a marker collided
             return None
         info = props["delivery_info"]
+        template_commands = tuple(
+            (
+                c,
+                self.prefix + str(k) if c.upper() in _PREFIXED else str(k),
+                _PAYLOAD if v == payload else v,
+            )
+            for c, k, v in commands
+        )
         return _Template(
             payload_parts=parts,
             body_tail=body[len(_EMPTY_BODY_HEAD) :],
             body_encoding=body_encoding,
-            commands=tuple(
-                (
-                    c,
-                    self.prefix + str(k) if c.upper() in _PREFIXED else str(k),
-                    _PAYLOAD if v == payload else v,
-                )
-                for c, k, v in commands
-            ),
+            commands=template_commands,
             queue=self._queue_of(commands, info),
             exchange=info["exchange"],
             routing_key=info["routing_key"],
@@ -269,26 +272,24 @@ class CeleryMessageBuilder:
         if t.body_encoding == "base64":
             body_json = '"' + base64.b64encode(body.encode("utf-8")).decode("ascii") + '"'
         else:
-            body_json = json.dumps(body)
+            body_json = _json_string(body)
         kwargsrepr = fast_kwargsrepr(kwargs, self._kwargsrepr_maxsize)
         if kwargsrepr is None:
             kwargsrepr = saferepr(kwargs, self._kwargsrepr_maxsize, maxlevels=self._repr_maxlevels)
         # Each slot's value as JSON. Ids, delivery tags and base64 need no escaping.
         values = {
-            "id": '"' + job_id + '"' if _PLAIN.fullmatch(job_id) else json.dumps(job_id),
-            "kwargsrepr": json.dumps(kwargsrepr),
+            "id": '"' + job_id + '"' if _PLAIN.fullmatch(job_id) else _json_string(job_id),
+            "kwargsrepr": _json_string(kwargsrepr),
             "origin": self._origin_json(),
             "reply_to": self._reply_to_json,
-            "delivery_tag": '"' + str(uuid.uuid4()) + '"',
+            "delivery_tag": '"' + random_uuid() + '"',
             "body": body_json,
         }
         # The template is kombu's own JSON of the message, split at the per-job
         # slots; filling them in gives the same JSON without encoding it all again.
-        parts = t.payload_parts
-        pieces = [parts[0]]
-        for i in range(1, len(parts), 2):
-            pieces.append(values[parts[i]])
-            pieces.append(parts[i + 1])
+        pieces = list(t.payload_parts)
+        for i in range(1, len(pieces), 2):
+            pieces[i] = values[pieces[i]]
         payload = "".join(pieces)
         flat: list[str] = []
         for command, key, value in t.commands:

@@ -25,12 +25,12 @@ from bridge.core.lua import NOW_MS, SOONER_DUE
 
 __all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
 
-# Runs kombu's publish commands (triples from ARGV[first]); only the three
-# commands kombu's redis transport emits are accepted.
+# Runs kombu's publish commands: the triples of list[first..last] (last: the list's end).
+# Only the three commands kombu's redis transport emits are accepted.
 _RUN_COMMANDS = (
     """
-local function check_commands(list, first)
-  for i = first, #list, 3 do
+local function check_commands(list, first, last)
+  for i = first, last or #list, 3 do
     local c = list[i]
     if c ~= 'lpush' and c ~= 'pexpire' and c ~= 'publish' then
       return redis.error_reply('bridge: refused command ' .. tostring(c))
@@ -38,10 +38,10 @@ local function check_commands(list, first)
   end
   return false
 end
-local function run_commands(list, first)
-  local err = check_commands(list, first)
+local function run_commands(list, first, last)
+  local err = check_commands(list, first, last)
   if err then return err end
-  for i = first, #list, 3 do
+  for i = first, last or #list, 3 do
     redis.call(list[i], list[i + 1], list[i + 2])
   end
   return false
@@ -50,12 +50,14 @@ end
     + NOW_MS
 )
 
-#: ARGV: key prefix; a JSON array of jobs, each
-#:       [job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),
-#:        command, key, value, command, key, value, ...].
+#: ARGV: key prefix, then each job as consecutive words:
+#:       job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),
+#:       n (how many command words follow), then n words: command, key, value, ...
 #: Each job is claimed and sent, or found standing, as in one step; a duplicate
-#: later in the same batch sees the claim of an earlier one.
-#: The keys are built here from the prefix (a batch names thousands of keys); this is
+#: later in the same call sees the claim of an earlier one.
+#: The jobs travel as plain arguments rather than one JSON document: the producer packs
+#: them with no escaping of the (JSON) messages, and the script decodes nothing.
+#: The keys are built here from the prefix (a call names thousands of keys); this is
 #: one reason the bridge does not support Redis Cluster.
 #: Returns a JSON array, flat: per job, 1 and its due time (0 when not delayed) if
 #: sent, or 0 and the standing job's queue if it was a duplicate. (One string reply
@@ -64,15 +66,19 @@ ADD = (
     _RUN_COMMANDS
     + """
 local prefix = ARGV[1]
-local jobs = cjson.decode(ARGV[2])
-for _, job in ipairs(jobs) do
-  local err = check_commands(job, 6)
+local i = 2
+while i <= #ARGV do
+  local last = i + 5 + tonumber(ARGV[i + 5])
+  local err = check_commands(ARGV, i + 6, last)
   if err then return err end
+  i = last + 1
 end
 local out = {}
-for _, job in ipairs(jobs) do
-  local id, queue = job[1], job[2]
-  local ttl, delay, track = tonumber(job[3]), tonumber(job[4]), tonumber(job[5])
+i = 2
+while i <= #ARGV do
+  local id, queue = ARGV[i], ARGV[i + 1]
+  local ttl, delay, track = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local first, last = i + 6, i + 5 + tonumber(ARGV[i + 5])
   local guard = prefix .. 'guard:' .. id
   local standing = false
   if ttl > 0 then standing = redis.call('GET', guard) end
@@ -83,13 +89,13 @@ for _, job in ipairs(jobs) do
     local due = 0
     if delay > 0 then
       due = now_ms() + delay
-      redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(job, 6)}))
+      redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(ARGV, first, last)}))
       redis.call('ZADD', prefix .. 'delayed:' .. queue, due, id)
       redis.call('SADD', prefix .. 'delayed-queues', queue)
     else
-      run_commands(job, 6)
+      run_commands(ARGV, first, last)
       if track > 0 then
-        redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(job, 6)}), 'PX', track)
+        redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(ARGV, first, last)}), 'PX', track)
       end
     end
     if ttl > 0 then
@@ -98,6 +104,7 @@ for _, job in ipairs(jobs) do
     out[#out + 1] = 1
     out[#out + 1] = due
   end
+  i = last + 1
 end
 return cjson.encode(out)
 """
