@@ -1,9 +1,10 @@
 """SQS backend: jobs go to an SQS queue through Celery's own producer (kombu's SQS transport).
 
 SQS has no script that could claim a key and send in one step, so the dedupe
-guard lives in the guard store (``REDIS_URL``, else the embedded server, which is
-per machine): the add claims the key with ``SET NX``, sends, and undoes the claim
-if the send fails. Nothing is left claimed without a job.
+guard lives in the guard store (``GUARD_STORE``: ``REDIS_URL``'s Redis, DynamoDB,
+or the embedded server, which is per machine): the add claims the key (``SET NX``,
+or a conditional put), sends, and undoes the claim if the send fails. Nothing is
+left claimed without a job.
 
 FIFO queues get ``MessageGroupId`` from ``group_id=`` or ``SQS_MESSAGE_GROUP_ID``
 and ``MessageDeduplicationId`` from the idempotency key (hashed to fit SQS's 128
@@ -30,10 +31,11 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from bridge.broker.guard import GuardedBackend, GuardStore
+from bridge.broker.guard import GuardedBackend, guard_store_for
 from bridge.core.publish import send_detached
 from bridge.core.redact import redact
 from bridge.errors import (
+    BackendUnavailable,
     BridgeError,
     ConfigError,
     DelayTooLong,
@@ -77,7 +79,7 @@ class SqsBackend(GuardedBackend):
                 "and SQS_QUEUE_URL."
             )
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
-        self.store = GuardStore(settings, "SQS")
+        self.store = guard_store_for(settings, "SQS")
         register_hop_task(app, self)  # the workers of this app forward long delays
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
@@ -169,6 +171,18 @@ class SqsBackend(GuardedBackend):
         """The guard store's clock: one clock for producers and workers on any host."""
         return self.store.now_ms()
 
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis of beat-fired repeats (celery-redbeat's store); None when EventBridge fires them."""
+        if self.settings.jobs_scheduler == "eventbridge":
+            return None
+        if self.settings.guard_store != "dynamodb":
+            return self.store.url
+        from bridge.embedded.server import shared_store_url
+
+        # Guards are in DynamoDB, but beat keeps its repeats in Redis: REDIS_URL's, else this machine's.
+        return shared_store_url(self.settings.redis_url, self.settings.bridge_home)
+
     def promote_due(self) -> float | None:
         return None  # SQS delays natively
 
@@ -178,13 +192,15 @@ class SqsBackend(GuardedBackend):
             self.client.set(f"bridge:tombstone:{job_id}", 1, px=self._guard_ttl_ms + MAX_DELAY_MS)
         except RedisError as exc:
             raise backend_unavailable("cancelling an SQS job (writing its tombstone)", exc) from None
+        except BackendUnavailable as exc:  # DynamoDB's, already translated: say what was being done
+            raise BackendUnavailable(f"cancelling an SQS job (writing its tombstone): {exc}") from None
         return True
 
     def is_cancelled(self, job_id: str) -> bool:
         """Whether a tombstone stands for the job (checked by workers before running it)."""
         try:
             return bool(self.client.exists(f"bridge:tombstone:{job_id}"))
-        except RedisError as exc:
+        except (RedisError, BackendUnavailable) as exc:
             logger.warning("bridge: could not check the tombstone of %r: %s", job_id, exc)
             return False
 

@@ -76,3 +76,18 @@ def test_bad_input_exits_2_with_one_line_naming_the_option(
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"{option}: " in result.stderr
+
+
+def test_guards_in_dynamodb_add_one_statement_for_exactly_that_table(sqs: MotoSqs) -> None:
+    orders = SqsAdmin(sqs.settings()).ensure_queue("orders")
+    by_sid = statements(
+        jobs_cli(sqs, SQS_QUEUE_URL=orders, GUARD_STORE="dynamodb", DYNAMODB_TABLE="jobs-guards")
+    )
+    assert by_sid["JobsGuardTable"] == {
+        "Sid": "JobsGuardTable",
+        "Effect": "Allow",
+        # What the guard store, @idempotent and bridge.lock call: no Scan, Query, batch or table admin.
+        "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        "Resource": ["arn:aws:dynamodb:us-east-1:123456789012:table/jobs-guards"],
+    }
+    assert "JobsGuardTable" not in statements(jobs_cli(sqs, SQS_QUEUE_URL=orders))  # guards in Redis: none
