@@ -25,7 +25,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.exceptions import KombuError
@@ -47,6 +47,10 @@ from bridge.job import Job, JobRequest
 from bridge.settings import Settings
 from bridge.sqs.config import sqs_settings
 from bridge.sqs.hops import HOP_TASK, MAX_DELAY_MS, first_hop, hop_id, register_hop_task
+from bridge.sqs.runs import register_run_task
+
+if TYPE_CHECKING:
+    from bridge.sqs.eventbridge import EventBridgeScheduler
 
 __all__ = ["MAX_DELAY_MS", "MAX_MESSAGE_BYTES", "SqsBackend"]
 
@@ -80,7 +84,9 @@ class SqsBackend(GuardedBackend):
             )
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
         self.store = guard_store_for(settings, "SQS")
+        self._scheduler: EventBridgeScheduler | None = None
         register_hop_task(app, self)  # the workers of this app forward long delays
+        register_run_task(app, self)  # ... and enqueue the runs EventBridge Scheduler sends
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         for request in requests:  # every item is checked before anything is claimed or sent
@@ -203,6 +209,16 @@ class SqsBackend(GuardedBackend):
         except (RedisError, BackendUnavailable) as exc:
             logger.warning("bridge: could not check the tombstone of %r: %s", job_id, exc)
             return False
+
+    def repeat_scheduler(self) -> EventBridgeScheduler | None:
+        """EventBridge Scheduler, with ``JOBS_SCHEDULER=eventbridge`` (else beat fires repeats)."""
+        if self.settings.jobs_scheduler != "eventbridge":
+            return None
+        if self._scheduler is None:
+            from bridge.sqs.eventbridge import EventBridgeScheduler
+
+            self._scheduler = EventBridgeScheduler(self.app, self.settings)
+        return self._scheduler
 
     def withdraw(self, job_id: str) -> bool:
         return False  # an accepted SQS message cannot be taken back
