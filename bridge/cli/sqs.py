@@ -57,7 +57,7 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
     from botocore.config import Config
 
     from bridge.sqs.admin import SqsAdmin
-    from bridge.sqs.iam import arn_of, lookup_dlq, policy, table_arn
+    from bridge.sqs.iam import arn_of, lookup_dlq, policy, schedule_statements, table_arn
 
     settings = load_settings(ctx)
     region = settings.aws_region
@@ -70,7 +70,11 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
     dlq_arns = [arn_of(value, field="--dlq", region=region) for value in dlqs]
     uses_table = "dynamodb" in (settings.guard_store, settings.lock_backend) and settings.dynamodb_table
     tables = [table_arn(settings.dynamodb_table or "", queue_arns[0])] if uses_table and queue_arns else []
-    document = policy(queue_arns, dlq_arns, role, tables)  # refuses an empty queue list before any call
+    schedules = []
+    if settings.jobs_scheduler == "eventbridge" and queue_arns and settings.jobs_scheduler_role_arn:
+        schedules = schedule_statements(queue_arns[0], settings.jobs_schedule_group,
+                                        settings.jobs_scheduler_role_arn)  # fmt: skip
+    document = policy(queue_arns, dlq_arns, role, tables, schedules)  # refuses an empty queue list first
     try:
         # Short timeouts, one retry: an unreachable queue must not hold the command for a minute.
         retries = {"max_attempts": 2, "mode": "standard"}
@@ -86,7 +90,7 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
             err=True,
         )
     else:
-        document = policy(queue_arns, dlq_arns, role, tables)
+        document = policy(queue_arns, dlq_arns, role, tables, schedules)
     click.echo(json_text(document, indent=2))
 
 

@@ -25,7 +25,17 @@ guard table (``GUARD_STORE=dynamodb`` or ``LOCK_BACKEND=dynamodb``)
     the one table: no ``Scan``, ``Query`` or batch call is made. Creating the
     table (``jobs dynamodb ensure-table``) is an administrator's act, not in here.
 
-Every statement names its queue or table ARNs; none has a wildcard resource.
+schedules (``JOBS_SCHEDULER=eventbridge``)
+    the producer's ``scheduler:CreateSchedule``, ``UpdateSchedule``,
+    ``DeleteSchedule``, ``GetSchedule`` (``jobs.schedule``/``cancel``/``list``),
+    ``ListSchedules`` and ``CreateScheduleGroup`` on the app's schedule group, and
+    ``iam:PassRole`` of ``JOBS_SCHEDULER_ROLE_ARN`` to EventBridge Scheduler only.
+    That role itself needs ``sqs:SendMessage`` on the queue and a trust policy for
+    ``scheduler.amazonaws.com``.
+
+Every statement names its queue, table, group or role ARNs; a schedule group's
+ARN ends in ``/*`` (its schedules), and without ``JOBS_SCHEDULE_GROUP`` the group
+is ``bridge-*`` (the default group is named after the app).
 """
 
 from __future__ import annotations
@@ -42,7 +52,10 @@ from bridge.errors import InvalidInput
 if TYPE_CHECKING:
     from bridge.sqs.admin import SqsAdmin
 
-__all__ = ["ROLES", "QueueArn", "arn_of", "dlq_arn_from_redrive", "lookup_dlq", "policy", "table_arn"]
+__all__ = [
+    "ROLES", "QueueArn", "arn_of", "dlq_arn_from_redrive", "lookup_dlq", "policy", "schedule_statements",
+    "table_arn",
+]  # fmt: skip
 
 ROLES = ("producer", "worker", "both")
 
@@ -151,6 +164,29 @@ def table_arn(name: str, queue: QueueArn) -> str:
     return f"arn:{queue.partition}:dynamodb:{queue.region}:{queue.account}:table/{name}"
 
 
+SCHEDULE_ACTIONS = (
+    "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
+    "scheduler:GetSchedule", "scheduler:ListSchedules", "scheduler:UpdateSchedule",
+)  # fmt: skip
+
+
+def schedule_statements(queue: QueueArn, group: str | None, role_arn: str) -> list[dict[str, Any]]:
+    """The producer's statements for repeats on EventBridge Scheduler (in ``queue``'s account and region)."""
+    where = f"arn:{queue.partition}:scheduler:{queue.region}:{queue.account}"
+    group = group or "bridge-*"
+    resources = [f"{where}:schedule-group/{group}", f"{where}:schedule/{group}/*"]
+    return [
+        _statement("JobsSchedules", SCHEDULE_ACTIONS, resources),
+        {
+            "Sid": "JobsPassSchedulerRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": [role_arn],
+            "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        },
+    ]
+
+
 def dlq_arn_from_redrive(attributes: dict[str, Any]) -> QueueArn | None:
     """The dead-letter queue named by a queue's ``RedrivePolicy`` attribute, if it has one."""
     raw = attributes.get("RedrivePolicy")
@@ -174,7 +210,11 @@ def _unique(arns: Iterable[QueueArn]) -> list[str]:
 
 
 def policy(
-    queues: Sequence[QueueArn], dlqs: Sequence[QueueArn] = (), role: str = "both", tables: Sequence[str] = ()
+    queues: Sequence[QueueArn],
+    dlqs: Sequence[QueueArn] = (),
+    role: str = "both",
+    tables: Sequence[str] = (),
+    schedules: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The IAM policy document for ``queues`` and their dead-letter queues ``dlqs``.
 
@@ -184,6 +224,7 @@ def policy(
         role: ``producer`` (sends only), ``worker`` (consumes, re-publishes retries)
             or ``both`` (one statement per role).
         tables: ARNs of the guard table (:func:`table_arn`); every role reads and writes it.
+        schedules: the producer's statements for EventBridge repeats (:func:`schedule_statements`).
 
     Raises:
         InvalidInput: no queue, or an unknown role.
@@ -203,6 +244,8 @@ def policy(
         statements.append(_statement("JobsDeadLetterQueues", DLQ_ACTIONS, dlq_arns))
     if tables:
         statements.append(_statement("JobsGuardTable", TABLE_ACTIONS, list(dict.fromkeys(tables))))
+    if role in ("producer", "both"):
+        statements.extend(schedules)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
