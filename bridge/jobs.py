@@ -119,6 +119,11 @@ class Jobs:
         if scheduler is not None:
             return self._schedule_on(scheduler, name, data, cron, every_ms, tz, idempotency_key, start_at,
                                      end_at, limit, queue)  # fmt: skip
+        if not self._app.conf.get("redbeat_redis_url"):
+            raise ConfigError(
+                "repeats fired by celery beat are kept in Redis, and this app has none (guards in DynamoDB, "
+                "no REDIS_URL): set JOBS_SCHEDULER=eventbridge (with JOBS_SCHEDULER_ROLE_ARN), or REDIS_URL."
+            )
         if not fires_repeats(self._app):
             raise ConfigError(
                 f"this app's beat_scheduler is {self._app.conf.beat_scheduler!r}, which never fires "
@@ -179,6 +184,8 @@ class Jobs:
         if scheduler is not None:
             return scheduler.remove(rid)  # runs already sent are ordinary jobs: cancel them by their key
         app = self._app
+        if not app.conf.get("redbeat_redis_url"):
+            return False  # no repeat store (guards in DynamoDB, no REDIS_URL): no repeat stands
         try:
             client = get_redis(app)
             entry_key = BridgeEntry.generate_key(app, rid)
@@ -207,6 +214,8 @@ class Jobs:
             return sorted((_repeat_of_spec(spec, now) for spec in scheduler.specs()),
                           key=lambda r: r.next_run or far)  # fmt: skip
         app = self._app
+        if not app.conf.get("redbeat_redis_url"):
+            return []  # no repeat store (guards in DynamoDB, no REDIS_URL): no repeat stands
         try:
             client = get_redis(app)
             keys = client.zrange(app.redbeat_conf.schedule_key, 0, -1)

@@ -179,15 +179,16 @@ class SqsBackend(GuardedBackend):
 
     @property
     def redis_url(self) -> str | None:
-        """The Redis of beat-fired repeats (celery-redbeat's store); None when EventBridge fires them."""
+        """The Redis of beat-fired repeats (celery-redbeat's store), or None when there is none.
+
+        None with ``JOBS_SCHEDULER=eventbridge``, and with guards in DynamoDB and no
+        ``REDIS_URL``: nothing starts an embedded server behind an AWS-only setup.
+        """
         if self.settings.jobs_scheduler == "eventbridge":
             return None
-        if self.settings.guard_store != "dynamodb":
-            return self.store.url
-        from bridge.embedded.server import shared_store_url
-
-        # Guards are in DynamoDB, but beat keeps its repeats in Redis: REDIS_URL's, else this machine's.
-        return shared_store_url(self.settings.redis_url, self.settings.bridge_home)
+        if self.settings.guard_store == "dynamodb":
+            return self.settings.redis_url
+        return self.store.url
 
     def promote_due(self) -> float | None:
         return None  # SQS delays natively

@@ -15,7 +15,7 @@ from collections import Counter
 import boto3
 import pytest
 
-from bridge import InvalidSchedule
+from bridge import ConfigError, InvalidSchedule
 from bridge.core.ids import job_id_for
 from bridge.sqs.admin import SqsAdmin
 from bridge.sqs.eventbridge import SCHEDULED_TIME
@@ -106,3 +106,17 @@ def test_a_run_eventbridge_delivers_twice_runs_once_and_the_next_run_runs_too(
     }
     assert [line["data"] for line in lines] == [{}, {}]  # the repeat's data arrived as the task's kwargs
     assert {line["key"] for line in lines} == {"tick"}
+
+
+def test_with_guards_in_dynamodb_and_beat_chosen_but_no_redis_a_repeat_is_refused_and_nothing_starts(
+    sqs, aws, nowhere, make_bridge
+):
+    url = SqsAdmin(sqs.settings()).ensure_queue("no-beat-store")
+    bridge = make_bridge(**aws.settings(url, nowhere, jobs_scheduler="beat", jobs_scheduler_role_arn=None))
+    with pytest.raises(ConfigError, match=r"JOBS_SCHEDULER=eventbridge .* or REDIS_URL"):
+        bridge.jobs.schedule("cache.warm", {}, every_ms=60_000)
+    assert bridge.jobs.list() == []
+    assert bridge.jobs.cancel(name="cache.warm", every_ms=60_000) is False
+    assert not bridge.queue.add(
+        "ledger.record", {}, idempotency_key="still-adds"
+    ).deduplicated  # the rest works
