@@ -116,3 +116,21 @@ def test_a_hop_delivered_twice_forwards_once_with_its_claim_in_dynamodb(
     assert line["id"] == "job-near"
     assert line["at_ms"] >= due - 1_000  # DelaySeconds is whole seconds, rounded up from the remaining time
     assert aws.table_keys("bridge:hop:") == ["bridge:hop:job-near:3"]
+
+
+def test_an_unreachable_table_is_backend_unavailable_naming_it_and_nothing_is_sent(
+    sqs, aws, nowhere, make_bridge
+):
+    from bridge import BackendUnavailable
+    from tests.redis_server import free_port
+
+    url = SqsAdmin(sqs.settings()).ensure_queue("table-gone")
+    closed = f"http://127.0.0.1:{free_port()}"
+    bridge = make_bridge(**aws.settings(url, nowhere, aws_endpoint_url_dynamodb=closed))
+    with pytest.raises(BackendUnavailable) as failed:
+        bridge.queue.add("ledger.record", {}, idempotency_key="k")
+    assert "DynamoDB table 'jobs-guards'" in str(failed.value)
+    assert "testing" not in str(failed.value)  # the emulator's secret key is never shown
+    with pytest.raises(BackendUnavailable, match="writing its tombstone"):
+        bridge.jobs.cancel(name="ledger.record", idempotency_key="k")
+    assert visible(url, sqs) == 0
