@@ -18,6 +18,7 @@ from bridge.settings import Settings
 if TYPE_CHECKING:  # redis loads with the backend, not with `import bridge`
     import redis
 
+    from bridge.dynamodb.store import DynamoStore
     from bridge.lock import Lock
     from bridge.redis.deadletters import DeadLetters
     from bridge.stats import QueueCounts
@@ -77,7 +78,7 @@ class Bridge:
             if self.jobs_backend.predefined_queues_only
             else self.settings.jobs_queue_name
         )
-        self._store: redis.Redis | None = None
+        self._store: redis.Redis | DynamoStore | None = None
         self.key_prefix = global_keyprefix(app.conf)  # before the keys of locks and @idempotent
         self.jobs = Jobs(app, self.jobs_backend, self.jobs_queue)
         self.dead_letters: DeadLetters | None = self.backend.dead_letters()
@@ -91,8 +92,13 @@ class Bridge:
         return collect(self.backend, list(queues), self.jobs.list)
 
     @property
-    def store(self) -> redis.Redis:
-        """The Redis of locks and idempotency guards (``LOCK_BACKEND``): shared by every process."""
+    def store(self) -> redis.Redis | DynamoStore:
+        """The store of locks and idempotency guards (``LOCK_BACKEND``): shared by every process."""
+        if self._store is None and self.settings.lock_backend == "dynamodb":
+            from bridge.dynamodb.store import DynamoStore
+            from bridge.dynamodb.table import DynamoTable
+
+            self._store = DynamoStore(DynamoTable.of(self.settings))
         if self._store is None:
             from bridge.embedded.server import shared_store_url
 

@@ -2,8 +2,9 @@
 
 Deliveries repeat for many reasons: SQS is at-least-once, Redis redelivers a
 message whose worker outlived the visibility timeout, and a retry may follow a
-body that succeeded but whose ack was lost. The guard has two states in Redis,
-under ``<global_keyprefix>bridge:``, the task and key as a JSON pair (so task ``a``
+body that succeeded but whose ack was lost. The guard has two states in the
+lock store (``LOCK_BACKEND``: Redis, or DynamoDB's conditional writes), under
+``<global_keyprefix>bridge:``, the task and key as a JSON pair (so task ``a``
 with key ``b:c`` and task ``a:b`` with key ``c`` never share a record):
 
 * **running**: a lock on ``idem:["<task>","<key>"]:running`` held while the body runs,
@@ -41,7 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def idempotent(
-    client_of: Callable[[], redis.Redis],
+    client_of: Callable[[], redis.Redis | Any],
     key: Callable[..., str] | None = None,
     ttl_ms: int = 86_400_000,
     lease_ms: int = 30_000,
@@ -50,7 +51,7 @@ def idempotent(
     """Decorate a Celery task function (below ``@app.task``) so its body runs once per key.
 
     Args:
-        client_of: returns the Redis that holds the guards.
+        client_of: returns the store that holds the guards (redis-py, or a DynamoStore).
         key: ``key(**kwargs) -> str``; default: the job id (the Celery task id).
         ttl_ms: how long a done body's result is remembered.
         lease_ms: how long a running body's claim survives its worker's death.

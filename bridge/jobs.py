@@ -14,6 +14,7 @@ from redbeat.schedulers import get_redis
 from redis.exceptions import RedisError
 
 from bridge.core.ids import job_id_for
+from bridge.core.repeats import RepeatScheduler, RepeatSpec
 from bridge.core.timetable import Timetable
 from bridge.core.validation import check_key, check_name, check_payload, check_queue, shown
 from bridge.errors import ConfigError, InvalidPayload, InvalidSchedule, backend_unavailable
@@ -114,6 +115,15 @@ class Jobs:
             return self._backend.enqueue([request])[0]
         if delay_ms is not None:
             raise InvalidSchedule("delay_ms", "a repeat does not take delay_ms; use start_at=datetime(...).")
+        scheduler = self._backend.repeat_scheduler()
+        if scheduler is not None:
+            return self._schedule_on(scheduler, name, data, cron, every_ms, tz, idempotency_key, start_at,
+                                     end_at, limit, queue)  # fmt: skip
+        if not self._app.conf.get("redbeat_redis_url"):
+            raise ConfigError(
+                "repeats fired by celery beat are kept in Redis, and this app has none (guards in DynamoDB, "
+                "no REDIS_URL): set JOBS_SCHEDULER=eventbridge (with JOBS_SCHEDULER_ROLE_ARN), or REDIS_URL."
+            )
         if not fires_repeats(self._app):
             raise ConfigError(
                 f"this app's beat_scheduler is {self._app.conf.beat_scheduler!r}, which never fires "
@@ -170,7 +180,12 @@ class Jobs:
         if cron is not None and every_ms is not None:
             raise InvalidSchedule("cron", "give cron= or every_ms=, not both.")
         rid = repeat_id(task, key, cron, every_ms)
+        scheduler = self._backend.repeat_scheduler()
+        if scheduler is not None:
+            return scheduler.remove(rid)  # runs already sent are ordinary jobs: cancel them by their key
         app = self._app
+        if not app.conf.get("redbeat_redis_url"):
+            return False  # no repeat store (guards in DynamoDB, no REDIS_URL): no repeat stands
         try:
             client = get_redis(app)
             entry_key = BridgeEntry.generate_key(app, rid)
@@ -192,7 +207,15 @@ class Jobs:
 
     def list(self) -> list[Repeat]:
         """The standing repeats, soonest first."""
+        far = datetime.max.replace(tzinfo=UTC)
+        scheduler = self._backend.repeat_scheduler()
+        if scheduler is not None:
+            now = datetime.now(UTC)
+            return sorted((_repeat_of_spec(spec, now) for spec in scheduler.specs()),
+                          key=lambda r: r.next_run or far)  # fmt: skip
         app = self._app
+        if not app.conf.get("redbeat_redis_url"):
+            return []  # no repeat store (guards in DynamoDB, no REDIS_URL): no repeat stands
         try:
             client = get_redis(app)
             keys = client.zrange(app.redbeat_conf.schedule_key, 0, -1)
@@ -214,8 +237,32 @@ class Jobs:
             entry = BridgeEntry(app=app, **decoded)
             entry.last_run_at = decoded.get("last_run_at")  # type: ignore[assignment]  # None: never ran
             repeats.append(_repeat_of(entry))
-        far = datetime.max.replace(tzinfo=UTC)
         return sorted(repeats, key=lambda r: r.next_run or far)
+
+    def _schedule_on(
+        self, scheduler: RepeatScheduler, name: str, data: dict[str, Any], cron: str | None,
+        every_ms: int | None, tz: str | None, idempotency_key: str | None, start_at: datetime | None,
+        end_at: datetime | None, limit: int | None, queue: str | None,
+    ) -> Repeat:  # fmt: skip
+        """Upsert a repeat on the broker's own scheduler (JOBS_SCHEDULER=eventbridge)."""
+        if limit is not None:
+            raise InvalidSchedule(
+                "limit", "repeats fired by EventBridge Scheduler have no run limit; give end_at= instead."
+            )
+        task, key, kwargs = check_name(name), check_key(idempotency_key), check_payload(data)
+        target = check_queue(queue)
+        if target not in (None, self._queue):
+            raise InvalidSchedule(
+                "queue",
+                f"EventBridge Scheduler sends runs to SQS_QUEUE_URL's queue {self._queue!r}, not {target!r}.",
+            )
+        now = datetime.now(UTC)
+        timetable = Timetable(cron=cron, every_ms=every_ms, tz=tz or "UTC", start_at=start_at, end_at=end_at,
+                              anchor=now)  # fmt: skip
+        spec = RepeatSpec(id=repeat_id(task, key, cron, every_ms), name=task, idempotency_key=key,
+                          data=kwargs, queue=self._queue, timetable=timetable)  # fmt: skip
+        scheduler.upsert(spec)
+        return _repeat_of_spec(spec, now)
 
 
 def _storable(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +283,26 @@ def _storable(kwargs: dict[str, Any]) -> dict[str, Any]:
             "back as dates or schedules); rename that key.",
         )
     return kwargs
+
+
+def _repeat_of_spec(spec: RepeatSpec, now: datetime) -> Repeat:
+    """A repeat on the broker's own scheduler, which keeps no run history (last_run, run_count)."""
+    timetable = spec.timetable
+    return Repeat(
+        id=spec.id,
+        name=spec.name,
+        idempotency_key=spec.idempotency_key,
+        cron=timetable.cron,
+        every_ms=timetable.every_ms,
+        tz=timetable.tz,
+        data=dict(spec.data),
+        queue=spec.queue,
+        next_run=timetable.next_after(now),
+        last_run=None,
+        run_count=0,
+        start_at=timetable.start_at,
+        end_at=timetable.end_at,
+    )
 
 
 def _repeat_of(entry: BridgeEntry) -> Repeat:

@@ -1,8 +1,10 @@
-"""``bridge.lock``: a Redis lock for singletons and critical sections.
+"""``bridge.lock``: a lock for singletons and critical sections, in Redis or DynamoDB.
 
 Built on redis-py's ``Lock`` (a random token per holder; release and extend are
 Lua scripts that check the token), so a holder whose lock expired can never
-release or extend another holder's lock. What the bridge adds: errors that say
+release or extend another holder's lock. With ``LOCK_BACKEND=dynamodb`` the same
+methods are conditional writes (:mod:`bridge.dynamodb.lease`), which also hand
+out a fencing token (:attr:`Lock.fence`). What the bridge adds: errors that say
 what happened (``LockNotAcquired``, ``LockLost``), release in ``finally`` always,
 use as a decorator, and ``auto_extend`` for sections of unknown length.
 """
@@ -20,8 +22,9 @@ import redis
 from redis.exceptions import LockError as RedisLockError
 from redis.exceptions import LockNotOwnedError, RedisError
 
+from bridge.core.lease import LeaseNotOwned
 from bridge.core.validation import MAX_MS, shown, utf8_encodable
-from bridge.errors import InvalidInput, LockLost, LockNotAcquired, backend_unavailable
+from bridge.errors import BackendUnavailable, InvalidInput, LockLost, LockNotAcquired, backend_unavailable
 
 __all__ = ["Lock"]
 
@@ -33,7 +36,8 @@ class Lock:
     """A named lock; use ``with`` (or as a decorator). Each ``with`` acquires anew.
 
     Args:
-        client: the Redis holding the lock.
+        client: the store holding the lock: a redis-py client, or a
+            :class:`~bridge.dynamodb.store.DynamoStore`.
         name: the lock's name; every process using the same name shares the lock.
         ttl_ms: how long the lock lives unless released or extended; a holder that
             dies frees it after this.
@@ -45,7 +49,7 @@ class Lock:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | Any,
         name: str,
         *,
         ttl_ms: int,
@@ -152,7 +156,7 @@ class Lock:
             self._extender = None
         try:
             lock.release()
-        except (LockNotOwnedError, RedisLockError):
+        except (LockNotOwnedError, RedisLockError, LeaseNotOwned):
             raise LockLost(
                 f"lock {self.name!r} expired before release (ttl_ms={self.ttl_ms}) and may be held by "
                 "another process now; its work may have overlapped. Use a longer ttl_ms or auto_extend=True."
@@ -161,6 +165,16 @@ class Lock:
             raise backend_unavailable(f"releasing lock {self.name!r}", exc) from None
         if self._lost:
             raise LockLost(f"lock {self.name!r} was lost while held (an extension failed).")
+
+    @property
+    def fence(self) -> int | None:
+        """The fencing token of the current hold (DynamoDB locks): higher at every acquisition.
+
+        Pass it to what the lock protects, which refuses a token lower than the highest
+        it has seen: a holder that stalled past its lease cannot write after the next one.
+        None for Redis locks, and when not held.
+        """
+        return getattr(self._lock, "fence", None) if self._lock is not None else None
 
     @property
     def held(self) -> bool:
@@ -175,9 +189,9 @@ class Lock:
                 return
             try:
                 lock.extend(self.ttl_ms / 1000, replace_ttl=True)
-            except (LockNotOwnedError, RedisLockError):
+            except (LockNotOwnedError, RedisLockError, LeaseNotOwned):
                 self._lost = True
                 logger.error("bridge lock %r was lost while held", self.name)
                 return
-            except RedisError as exc:  # transient: the next beat tries again
+            except (RedisError, BackendUnavailable) as exc:  # transient: the next beat tries again
                 logger.warning("bridge lock %r: extend failed: %s", self.name, exc)

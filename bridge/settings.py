@@ -20,7 +20,17 @@ SQS_MESSAGE_GROUP_ID        default FIFO group
 SQS_CONCURRENCY             worker concurrency for standard queues
 SQS_HEARTBEAT_SEC           visibility heartbeat period (default 30; 0: off)
 SQS_EXTEND_BY_SEC           visibility extension per beat (default 120)
-LOCK_BACKEND                ``redis`` (needs REDIS_URL) or ``embedded``
+LOCK_BACKEND                ``redis`` (needs REDIS_URL), ``embedded`` or ``dynamodb``
+GUARD_STORE                 where an SQS or broker backend keeps guards and
+                            tombstones: ``redis`` (REDIS_URL), ``embedded``,
+                            ``dynamodb`` (SQS only; needs DYNAMODB_TABLE)
+DYNAMODB_TABLE              the DynamoDB table of guards, locks, @idempotent
+AWS_ENDPOINT_URL_DYNAMODB   endpoint override (a local DynamoDB emulator)
+JOBS_SCHEDULER              who fires repeats: ``beat`` or ``eventbridge``
+                            (SQS only; EventBridge Scheduler, no beat)
+JOBS_SCHEDULER_ROLE_ARN     the IAM role EventBridge Scheduler sends with
+JOBS_SCHEDULE_GROUP         the app's schedule group (``bridge-<app name>``)
+AWS_ENDPOINT_URL_SCHEDULER  endpoint override (a local Scheduler emulator)
 BRIDGE_HOME                 state folder of the embedded server (``./.bridge``)
 JOBS_DEDUPE_TTL_SEC         lifetime of an idempotency guard (default 86400)
 JOBS_DEDUPE_UNTIL           ``expiry`` (default) or ``finish``: release the
@@ -58,7 +68,9 @@ BACKEND_ALIASES: Mapping[str, str] = {
     "embedded": "embedded",
     "broker": "broker",
 }
-LOCK_BACKENDS = ("redis", "embedded")
+LOCK_BACKENDS = ("redis", "embedded", "dynamodb")
+GUARD_STORES = ("redis", "embedded", "dynamodb")
+JOBS_SCHEDULERS = ("beat", "eventbridge")
 REDIS_SCHEMES = ("redis", "rediss", "unix", *SOCKET_SCHEMES, "sentinel")
 DEDUPE_UNTIL = ("expiry", "finish")
 _TRUE = ("1", "true", "yes", "on")
@@ -84,6 +96,14 @@ class Settings:
     sqs_extend_by_sec: int = 120
     sqs_delay_hops: bool = True
     lock_backend: str = "embedded"
+    # None: REDIS_URL's Redis when there is one, else the embedded server (decided once, below).
+    guard_store: str | None = None
+    dynamodb_table: str | None = None
+    aws_endpoint_url_dynamodb: str | None = None
+    jobs_scheduler: str = "beat"
+    jobs_scheduler_role_arn: str | None = None
+    jobs_schedule_group: str | None = None
+    aws_endpoint_url_scheduler: str | None = None
     bridge_home: Path = field(default_factory=lambda: Path(".bridge"))
     dedupe_ttl_sec: int = 86_400
     dedupe_until: str = "expiry"
@@ -97,6 +117,11 @@ class Settings:
         _check_choice("JOBS_BACKEND", self.jobs_backend, BACKEND_ALIASES.values())
         _check_choice("LOCK_BACKEND", self.lock_backend, LOCK_BACKENDS)
         _check_choice("JOBS_DEDUPE_UNTIL", self.dedupe_until, DEDUPE_UNTIL)
+        if self.guard_store is None:
+            object.__setattr__(self, "guard_store", "redis" if self.redis_url else "embedded")
+        _check_choice("GUARD_STORE", str(self.guard_store), GUARD_STORES)
+        _check_choice("JOBS_SCHEDULER", self.jobs_scheduler, JOBS_SCHEDULERS)
+        self._check_aws_stores()
         if self.redis_url is not None:
             _check_redis_url(self.redis_url)
             # Frozen, but normalised once here so every client (kombu, Celery's result
@@ -104,13 +129,13 @@ class Settings:
             object.__setattr__(self, "redis_url", _verified_tls(self.redis_url))
             if is_sentinel(self.redis_url):
                 sentinel_target(self.redis_url, self.redis_sentinel_master)  # names a primary, parses
-        needs_redis = {self.queue_backend, self.jobs_backend, self.lock_backend} & {"redis"}
+        needs_redis = {self.queue_backend, self.jobs_backend, self.lock_backend, self.guard_store} & {"redis"}
         if needs_redis and not self.redis_url:
             raise ConfigError(
                 "REDIS_URL is not set, but a backend is 'redis' "
                 f"(QUEUE_BACKEND={self.queue_backend}, JOBS_BACKEND={self.jobs_backend}, "
-                f"LOCK_BACKEND={self.lock_backend}). Set REDIS_URL=redis://host:6379/0, "
-                "or use the embedded backend."
+                f"LOCK_BACKEND={self.lock_backend}, GUARD_STORE={self.guard_store}). "
+                "Set REDIS_URL=redis://host:6379/0, or use the embedded backend."
             )
         if not self.jobs_queue_name.strip():
             raise ConfigError("JOBS_QUEUE_NAME is empty; set a queue name such as 'app:jobs'.")
@@ -154,6 +179,39 @@ class Settings:
                 "set it to the queue's URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)."
             )
 
+    def _check_aws_stores(self) -> None:
+        """DynamoDB and EventBridge Scheduler serve the SQS backend only, and need their names."""
+        dynamo_users = [f"{name}=dynamodb" for name, value in
+                        (("GUARD_STORE", self.guard_store), ("LOCK_BACKEND", self.lock_backend))
+                        if value == "dynamodb"]  # fmt: skip
+        if dynamo_users and not self.dynamodb_table:
+            raise ConfigError(
+                f"{' and '.join(dynamo_users)} needs DYNAMODB_TABLE, the table's name; create it with "
+                "`jobs dynamodb ensure-table NAME`."
+            )
+        if self.guard_store == "dynamodb" and "broker" in (self.queue_backend, self.jobs_backend):
+            raise ConfigError(
+                "GUARD_STORE=dynamodb serves the SQS backend; QUEUE_BACKEND/JOBS_BACKEND=broker keeps "
+                "delayed jobs in the guard store's Redis: use GUARD_STORE=redis (REDIS_URL) or embedded."
+            )
+        if self.jobs_scheduler == "eventbridge":
+            if self.jobs_backend != "sqs":
+                raise ConfigError(
+                    f"JOBS_SCHEDULER=eventbridge sends repeats to an SQS queue, but JOBS_BACKEND="
+                    f"{self.jobs_backend}; set JOBS_BACKEND=sqs, or JOBS_SCHEDULER=beat."
+                )
+            if self.sqs_fifo:
+                raise ConfigError(
+                    "JOBS_SCHEDULER=eventbridge sends to standard queues only for now (a FIFO target needs a "
+                    "deduplication id per run); set SQS_FIFO=false, or JOBS_SCHEDULER=beat."
+                )
+            if not self.jobs_scheduler_role_arn or not self.jobs_scheduler_role_arn.startswith("arn:"):
+                raise ConfigError(
+                    f"JOBS_SCHEDULER=eventbridge needs JOBS_SCHEDULER_ROLE_ARN, the ARN of an IAM role "
+                    f"EventBridge Scheduler may assume to send to the queue (got "
+                    f"{self.jobs_scheduler_role_arn!r}); e.g. arn:aws:iam::123456789012:role/jobs-scheduler."
+                )
+
     @classmethod
     def from_env(
         cls,
@@ -193,8 +251,14 @@ class Settings:
         if queue_backend is None:
             queue_backend = "redis" if redis_url else "embedded"
         jobs_backend = _backend(label("JOBS_BACKEND"), get("JOBS_BACKEND")) or queue_backend
-        lock_backend = (get("LOCK_BACKEND") or ("redis" if redis_url else "embedded")).lower()
+        guard_store = (get("GUARD_STORE") or ("redis" if redis_url else "embedded")).lower()
+        _check_choice(label("GUARD_STORE"), guard_store, GUARD_STORES)
+        # With guards in DynamoDB and no Redis named, locks go there too: nothing else to run.
+        default_lock = "redis" if redis_url else ("dynamodb" if guard_store == "dynamodb" else "embedded")
+        lock_backend = (get("LOCK_BACKEND") or default_lock).lower()
         _check_choice(label("LOCK_BACKEND"), lock_backend, LOCK_BACKENDS)
+        jobs_scheduler = (get("JOBS_SCHEDULER") or "beat").lower()
+        _check_choice(label("JOBS_SCHEDULER"), jobs_scheduler, JOBS_SCHEDULERS)
         dedupe_until = (get("JOBS_DEDUPE_UNTIL") or "expiry").lower()
         _check_choice(label("JOBS_DEDUPE_UNTIL"), dedupe_until, DEDUPE_UNTIL)
 
@@ -221,6 +285,13 @@ class Settings:
             sqs_extend_by_sec=positive("SQS_EXTEND_BY_SEC", 120),
             sqs_delay_hops=_bool(label("SQS_DELAY_HOPS"), get("SQS_DELAY_HOPS") or "true"),
             lock_backend=lock_backend,
+            guard_store=guard_store,
+            dynamodb_table=get("DYNAMODB_TABLE"),
+            aws_endpoint_url_dynamodb=get("AWS_ENDPOINT_URL_DYNAMODB"),
+            jobs_scheduler=jobs_scheduler,
+            jobs_scheduler_role_arn=get("JOBS_SCHEDULER_ROLE_ARN"),
+            jobs_schedule_group=get("JOBS_SCHEDULE_GROUP"),
+            aws_endpoint_url_scheduler=get("AWS_ENDPOINT_URL_SCHEDULER"),
             # Absolute now, so a worker started from another folder finds the same server.
             bridge_home=Path(get("BRIDGE_HOME") or ".bridge").expanduser().absolute(),
             dedupe_ttl_sec=positive("JOBS_DEDUPE_TTL_SEC", 86_400),

@@ -1,13 +1,15 @@
 """The guard store of a backend whose broker cannot dedupe by itself (SQS, RabbitMQ, ...).
 
-``REDIS_URL``, else the embedded server of ``BRIDGE_HOME`` (one machine only: the
-bridge warns once). It holds the dedupe guards, and everything else such a broker
-cannot keep: delayed jobs, tombstones, repeats.
+``GUARD_STORE``: ``redis`` (``REDIS_URL``), ``embedded`` (the embedded server of
+``BRIDGE_HOME``, one machine only: the bridge warns once), or for SQS ``dynamodb``
+(:mod:`bridge.dynamodb.guard`). It holds the dedupe guards, and everything else
+such a broker cannot keep: delayed jobs, tombstones, repeats.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.exceptions import RedisError
@@ -17,7 +19,10 @@ from bridge.core.connect import redis_client
 from bridge.errors import backend_unavailable
 from bridge.settings import Settings
 
-__all__ = ["GuardStore", "GuardedBackend"]
+if TYPE_CHECKING:
+    from bridge.dynamodb.guard import DynamoGuardStore
+
+__all__ = ["GuardStore", "GuardedBackend", "guard_store_for"]
 
 logger = logging.getLogger("bridge")
 
@@ -36,13 +41,15 @@ class GuardStore:
         if self._client is None:
             from bridge.embedded.server import shared_store_url
 
-            if not self.settings.redis_url:
+            redis_url = self.settings.redis_url if self.settings.guard_store == "redis" else None
+            if not redis_url:
                 logger.warning(
                     "bridge: no REDIS_URL, so %s dedupe guards, repeats and locks live in the embedded "
-                    "server of this machine only; set REDIS_URL to share them between machines",
+                    "server of this machine only; set REDIS_URL (or, on SQS, GUARD_STORE=dynamodb) to "
+                    "share them between machines",
                     self.broker,
                 )
-            self._url = shared_store_url(self.settings.redis_url, self.settings.bridge_home)
+            self._url = shared_store_url(redis_url, self.settings.bridge_home)
             self._client = redis_client(self._url, sentinel_master=self.settings.redis_sentinel_master)
         return self._client
 
@@ -72,18 +79,28 @@ class GuardStore:
             self._client = None
 
 
+def guard_store_for(settings: Settings, broker: str) -> GuardStore | DynamoGuardStore:
+    """The guard store ``GUARD_STORE`` names (Settings allow ``dynamodb`` for SQS only)."""
+    if settings.guard_store == "dynamodb":
+        from bridge.dynamodb.guard import DynamoGuardStore
+
+        return DynamoGuardStore(settings)
+    return GuardStore(settings, broker)
+
+
 class GuardedBackend(QueueBackend):
     """A backend whose guards live in a :class:`GuardStore` (``self.store``)."""
 
-    store: GuardStore
+    store: GuardStore | DynamoGuardStore
 
     @property
-    def client(self) -> redis.Redis:
-        """The guard store's redis-py client."""
+    def client(self) -> Any:
+        """The guard store's client: redis-py's, or :class:`~bridge.dynamodb.store.DynamoStore`
+        (the same calls for the records the SQS path keeps)."""
         return self.store.client
 
     @property
-    def redis_url(self) -> str:
+    def redis_url(self) -> str | None:
         """The guard store's URL (repeats are kept there too)."""
         return self.store.url
 

@@ -11,6 +11,7 @@ import click
 from bridge import __version__
 from bridge.cli.common import TARGET, Target
 from bridge.cli.dlq import dlq
+from bridge.cli.dynamodb import dynamodb
 from bridge.cli.schedules import schedules
 from bridge.cli.server import server
 from bridge.cli.sqs import sqs, stats_sqs
@@ -42,7 +43,7 @@ def jobs(ctx: click.Context, app_path: str | None, redis_url: str | None) -> Non
         ctx.meta[TARGET] = Target(app_path=app_path, redis_url=redis_url)
 
 
-for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs):
+for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs, dynamodb):
     jobs.add_command(command)
 
 

@@ -10,7 +10,9 @@ from bridge.core.redact import printable
 __all__ = ["schedules"]
 
 
-@click.group(help="Repeats fired by celery beat (jobs.schedule).")
+@click.group(
+    help="Repeats (jobs.schedule), fired by celery beat or by EventBridge Scheduler (JOBS_SCHEDULER)."
+)
 def schedules() -> None:
     """``jobs schedules ...``."""
 

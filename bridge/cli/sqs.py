@@ -44,7 +44,8 @@ def sqs_ensure_queue(
 
 @sqs.command(
     name="iam-policy",
-    help="Print a least-privilege IAM policy (JSON) for SQS_QUEUE_URL, the --queue URLs and their DLQs.",
+    help="Print a least-privilege IAM policy (JSON) for SQS_QUEUE_URL, the --queue URLs, their DLQs "
+    "and DYNAMODB_TABLE (when guards or locks are in DynamoDB).",
 )
 @click.option("--queue", "queues", multiple=True, help="Another queue URL (repeatable).")
 @click.option("--dlq", "dlqs", multiple=True, help="A dead-letter queue's ARN or URL (repeatable).")
@@ -56,7 +57,7 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
     from botocore.config import Config
 
     from bridge.sqs.admin import SqsAdmin
-    from bridge.sqs.iam import arn_of, lookup_dlq, policy
+    from bridge.sqs.iam import arn_of, lookup_dlq, policy, schedule_statements, table_arn
 
     settings = load_settings(ctx)
     region = settings.aws_region
@@ -67,7 +68,13 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
             raise InvalidInput(field, f"{url!r} is an ARN; give the queue's URL (its DLQ is looked up).")
     queue_arns = [arn_of(url, field=field, region=region) for field, url in urls]
     dlq_arns = [arn_of(value, field="--dlq", region=region) for value in dlqs]
-    document = policy(queue_arns, dlq_arns, role)  # refuses an empty queue list before any call
+    uses_table = "dynamodb" in (settings.guard_store, settings.lock_backend) and settings.dynamodb_table
+    tables = [table_arn(settings.dynamodb_table or "", queue_arns[0])] if uses_table and queue_arns else []
+    schedules = []
+    if settings.jobs_scheduler == "eventbridge" and queue_arns and settings.jobs_scheduler_role_arn:
+        schedules = schedule_statements(queue_arns[0], settings.jobs_schedule_group,
+                                        settings.jobs_scheduler_role_arn)  # fmt: skip
+    document = policy(queue_arns, dlq_arns, role, tables, schedules)  # refuses an empty queue list first
     try:
         # Short timeouts, one retry: an unreachable queue must not hold the command for a minute.
         retries = {"max_attempts": 2, "mode": "standard"}
@@ -83,7 +90,7 @@ def sqs_iam_policy(ctx: click.Context, queues: tuple[str, ...], dlqs: tuple[str,
             err=True,
         )
     else:
-        document = policy(queue_arns, dlq_arns, role)
+        document = policy(queue_arns, dlq_arns, role, tables, schedules)
     click.echo(json_text(document, indent=2))
 
 

@@ -16,6 +16,7 @@ from bridge.errors import ConfigError
 from bridge.job import Job, JobRequest
 
 if TYPE_CHECKING:
+    from bridge.core.repeats import RepeatScheduler
     from bridge.settings import Settings
 
 __all__ = ["BACKENDS", "OWN_BROKER_SCHEMES", "QueueBackend", "resolve_backend"]
@@ -79,6 +80,10 @@ class QueueBackend(ABC):
     @abstractmethod
     def release_guard(self, job_id: str) -> None:
         """Free a job's idempotency key (used when dedupe lasts until the job finishes)."""
+
+    def repeat_scheduler(self) -> RepeatScheduler | None:
+        """The broker's own scheduler of repeats, when it fires them instead of ``celery beat``."""
+        return None
 
     def dead_letters(self) -> Any:
         """This backend's dead letters (list, retry, purge), or None where the broker keeps them."""

@@ -1,9 +1,10 @@
 """SQS backend: jobs go to an SQS queue through Celery's own producer (kombu's SQS transport).
 
 SQS has no script that could claim a key and send in one step, so the dedupe
-guard lives in the guard store (``REDIS_URL``, else the embedded server, which is
-per machine): the add claims the key with ``SET NX``, sends, and undoes the claim
-if the send fails. Nothing is left claimed without a job.
+guard lives in the guard store (``GUARD_STORE``: ``REDIS_URL``'s Redis, DynamoDB,
+or the embedded server, which is per machine): the add claims the key (``SET NX``,
+or a conditional put), sends, and undoes the claim if the send fails. Nothing is
+left claimed without a job.
 
 FIFO queues get ``MessageGroupId`` from ``group_id=`` or ``SQS_MESSAGE_GROUP_ID``
 and ``MessageDeduplicationId`` from the idempotency key (hashed to fit SQS's 128
@@ -24,16 +25,17 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from bridge.broker.guard import GuardedBackend, GuardStore
+from bridge.broker.guard import GuardedBackend, guard_store_for
 from bridge.core.publish import send_detached
 from bridge.core.redact import redact
 from bridge.errors import (
+    BackendUnavailable,
     BridgeError,
     ConfigError,
     DelayTooLong,
@@ -45,6 +47,10 @@ from bridge.job import Job, JobRequest
 from bridge.settings import Settings
 from bridge.sqs.config import sqs_settings
 from bridge.sqs.hops import HOP_TASK, MAX_DELAY_MS, first_hop, hop_id, register_hop_task
+from bridge.sqs.runs import register_run_task
+
+if TYPE_CHECKING:
+    from bridge.sqs.eventbridge import EventBridgeScheduler
 
 __all__ = ["MAX_DELAY_MS", "MAX_MESSAGE_BYTES", "SqsBackend"]
 
@@ -77,8 +83,10 @@ class SqsBackend(GuardedBackend):
                 "and SQS_QUEUE_URL."
             )
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
-        self.store = GuardStore(settings, "SQS")
+        self.store = guard_store_for(settings, "SQS")
+        self._scheduler: EventBridgeScheduler | None = None
         register_hop_task(app, self)  # the workers of this app forward long delays
+        register_run_task(app, self)  # ... and enqueue the runs EventBridge Scheduler sends
 
     def enqueue(self, requests: Sequence[JobRequest]) -> list[Job]:
         for request in requests:  # every item is checked before anything is claimed or sent
@@ -169,6 +177,19 @@ class SqsBackend(GuardedBackend):
         """The guard store's clock: one clock for producers and workers on any host."""
         return self.store.now_ms()
 
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis of beat-fired repeats (celery-redbeat's store), or None when there is none.
+
+        None with ``JOBS_SCHEDULER=eventbridge``, and with guards in DynamoDB and no
+        ``REDIS_URL``: nothing starts an embedded server behind an AWS-only setup.
+        """
+        if self.settings.jobs_scheduler == "eventbridge":
+            return None
+        if self.settings.guard_store == "dynamodb":
+            return self.settings.redis_url
+        return self.store.url
+
     def promote_due(self) -> float | None:
         return None  # SQS delays natively
 
@@ -178,15 +199,27 @@ class SqsBackend(GuardedBackend):
             self.client.set(f"bridge:tombstone:{job_id}", 1, px=self._guard_ttl_ms + MAX_DELAY_MS)
         except RedisError as exc:
             raise backend_unavailable("cancelling an SQS job (writing its tombstone)", exc) from None
+        except BackendUnavailable as exc:  # DynamoDB's, already translated: say what was being done
+            raise BackendUnavailable(f"cancelling an SQS job (writing its tombstone): {exc}") from None
         return True
 
     def is_cancelled(self, job_id: str) -> bool:
         """Whether a tombstone stands for the job (checked by workers before running it)."""
         try:
             return bool(self.client.exists(f"bridge:tombstone:{job_id}"))
-        except RedisError as exc:
+        except (RedisError, BackendUnavailable) as exc:
             logger.warning("bridge: could not check the tombstone of %r: %s", job_id, exc)
             return False
+
+    def repeat_scheduler(self) -> EventBridgeScheduler | None:
+        """EventBridge Scheduler, with ``JOBS_SCHEDULER=eventbridge`` (else beat fires repeats)."""
+        if self.settings.jobs_scheduler != "eventbridge":
+            return None
+        if self._scheduler is None:
+            from bridge.sqs.eventbridge import EventBridgeScheduler
+
+            self._scheduler = EventBridgeScheduler(self.app, self.settings)
+        return self._scheduler
 
     def withdraw(self, job_id: str) -> bool:
         return False  # an accepted SQS message cannot be taken back

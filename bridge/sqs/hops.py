@@ -7,8 +7,10 @@ receives a hop either sends the next hop (still more than 900 s to go) or the
 job itself with the remaining delay, then acknowledges the hop.
 
 * The due time is read from the guard store's clock (Redis ``TIME``), the same
-  one for the producer and every worker, so hops do not drift with host clocks.
-* Each forward is claimed in the guard store (``SET NX``) before it is sent, so a
+  one for the producer and every worker, so hops do not drift with host clocks
+  (with DynamoDB, which has no clock, the hosts' own, kept in sync on AWS).
+* Each forward is claimed in the guard store (``SET NX``, or DynamoDB's
+  conditional put) before it is sent, so a
   hop delivered twice (SQS is at-least-once, or a worker died before its ack)
   forwards once; a failed send frees the claim and puts the hop back.
 * A job cancelled by ``jobs.cancel`` stops at its next hop, at most 900 s later;
@@ -27,10 +29,9 @@ from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
 from bridge.core.publish import send_detached
+from bridge.errors import BackendUnavailable
 
 if TYPE_CHECKING:
-    import redis
-
     from bridge.job import JobRequest
 
 __all__ = ["HOP_TASK", "MAX_DELAY_MS", "first_hop", "register_hop_task"]
@@ -48,7 +49,7 @@ class HopBackend(Protocol):
     app: Celery
 
     @property
-    def client(self) -> redis.Redis: ...
+    def client(self) -> Any: ...  # redis-py's, or the DynamoDB store's (the same calls)
 
     def now_ms(self) -> int: ...
 
@@ -88,7 +89,7 @@ def register_hop_task(app: Celery, backend: HopBackend) -> None:
         try:
             remaining = due_ms - backend.now_ms()
             claimed = bool(backend.client.set(claim, self.request.id, nx=True, px=2 * MAX_DELAY_MS))
-        except RedisError as exc:
+        except (RedisError, BackendUnavailable) as exc:
             raise Reject(f"guard store unavailable: {exc}", requeue=True) from None
         if not claimed:
             return "forwarded before"  # a repeated delivery of a hop that already went on

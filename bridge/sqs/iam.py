@@ -18,7 +18,24 @@ dead-letter queues
     ``GetQueueAttributes`` and ``GetQueueUrl``, which ``jobs stats-sqs`` uses to
     count them. SQS itself moves messages into a DLQ: no role sends there.
 
-Every statement names its queue ARNs; none has a wildcard resource.
+guard table (``GUARD_STORE=dynamodb`` or ``LOCK_BACKEND=dynamodb``)
+    ``GetItem`` (tombstones, ``@idempotent`` results, a lock's holder),
+    ``PutItem`` (claims, tombstones, results), ``DeleteItem`` (a claim freed after
+    a failed send, a finished job's key), ``UpdateItem`` (locks and leases), on
+    the one table: no ``Scan``, ``Query`` or batch call is made. Creating the
+    table (``jobs dynamodb ensure-table``) is an administrator's act, not in here.
+
+schedules (``JOBS_SCHEDULER=eventbridge``)
+    the producer's ``scheduler:CreateSchedule``, ``UpdateSchedule``,
+    ``DeleteSchedule``, ``GetSchedule`` (``jobs.schedule``/``cancel``/``list``),
+    ``ListSchedules`` and ``CreateScheduleGroup`` on the app's schedule group, and
+    ``iam:PassRole`` of ``JOBS_SCHEDULER_ROLE_ARN`` to EventBridge Scheduler only.
+    That role itself needs ``sqs:SendMessage`` on the queue and a trust policy for
+    ``scheduler.amazonaws.com``.
+
+Every statement names its queue, table, group or role ARNs; a schedule group's
+ARN ends in ``/*`` (its schedules), and without ``JOBS_SCHEDULE_GROUP`` the group
+is ``bridge-*`` (the default group is named after the app).
 """
 
 from __future__ import annotations
@@ -35,7 +52,10 @@ from bridge.errors import InvalidInput
 if TYPE_CHECKING:
     from bridge.sqs.admin import SqsAdmin
 
-__all__ = ["ROLES", "QueueArn", "arn_of", "dlq_arn_from_redrive", "lookup_dlq", "policy"]
+__all__ = [
+    "ROLES", "QueueArn", "arn_of", "dlq_arn_from_redrive", "lookup_dlq", "policy", "schedule_statements",
+    "table_arn",
+]  # fmt: skip
 
 ROLES = ("producer", "worker", "both")
 
@@ -48,6 +68,9 @@ WORKER_ACTIONS = (
     "sqs:SendMessage",
 )
 DLQ_ACTIONS = ("sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+TABLE_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# DynamoDB's naming rules: 3-255 characters of letters, digits, '_', '-' and '.'.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 # SQS's naming rules: 1-80 characters of letters, digits, '-' and '_', plus '.fifo'.
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
@@ -128,6 +151,42 @@ def arn_of(value: str, *, field: str, region: str | None = None) -> QueueArn:
     return QueueArn(_partition(chosen), chosen, account, name)
 
 
+def table_arn(name: str, queue: QueueArn) -> str:
+    """The ARN of the guard table ``name``, in the account and region of ``queue``.
+
+    Raises:
+        InvalidInput: ``name`` is not a DynamoDB table name.
+    """
+    if not _TABLE_NAME.match(name):
+        raise InvalidInput(
+            "DYNAMODB_TABLE", f"{name!r} is not a DynamoDB table name (3-255 letters, digits, '_', '-', '.')."
+        )
+    return f"arn:{queue.partition}:dynamodb:{queue.region}:{queue.account}:table/{name}"
+
+
+SCHEDULE_ACTIONS = (
+    "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
+    "scheduler:GetSchedule", "scheduler:ListSchedules", "scheduler:UpdateSchedule",
+)  # fmt: skip
+
+
+def schedule_statements(queue: QueueArn, group: str | None, role_arn: str) -> list[dict[str, Any]]:
+    """The producer's statements for repeats on EventBridge Scheduler (in ``queue``'s account and region)."""
+    where = f"arn:{queue.partition}:scheduler:{queue.region}:{queue.account}"
+    group = group or "bridge-*"
+    resources = [f"{where}:schedule-group/{group}", f"{where}:schedule/{group}/*"]
+    return [
+        _statement("JobsSchedules", SCHEDULE_ACTIONS, resources),
+        {
+            "Sid": "JobsPassSchedulerRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": [role_arn],
+            "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        },
+    ]
+
+
 def dlq_arn_from_redrive(attributes: dict[str, Any]) -> QueueArn | None:
     """The dead-letter queue named by a queue's ``RedrivePolicy`` attribute, if it has one."""
     raw = attributes.get("RedrivePolicy")
@@ -150,7 +209,13 @@ def _unique(arns: Iterable[QueueArn]) -> list[str]:
     return list(dict.fromkeys(str(a) for a in arns))
 
 
-def policy(queues: Sequence[QueueArn], dlqs: Sequence[QueueArn] = (), role: str = "both") -> dict[str, Any]:
+def policy(
+    queues: Sequence[QueueArn],
+    dlqs: Sequence[QueueArn] = (),
+    role: str = "both",
+    tables: Sequence[str] = (),
+    schedules: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """The IAM policy document for ``queues`` and their dead-letter queues ``dlqs``.
 
     Args:
@@ -158,6 +223,8 @@ def policy(queues: Sequence[QueueArn], dlqs: Sequence[QueueArn] = (), role: str 
         dlqs: their dead-letter queues (read-only access for ``jobs stats-sqs``).
         role: ``producer`` (sends only), ``worker`` (consumes, re-publishes retries)
             or ``both`` (one statement per role).
+        tables: ARNs of the guard table (:func:`table_arn`); every role reads and writes it.
+        schedules: the producer's statements for EventBridge repeats (:func:`schedule_statements`).
 
     Raises:
         InvalidInput: no queue, or an unknown role.
@@ -175,6 +242,10 @@ def policy(queues: Sequence[QueueArn], dlqs: Sequence[QueueArn] = (), role: str 
         statements.append(_statement("JobsWorker", WORKER_ACTIONS, queue_arns))
     if dlq_arns:
         statements.append(_statement("JobsDeadLetterQueues", DLQ_ACTIONS, dlq_arns))
+    if tables:
+        statements.append(_statement("JobsGuardTable", TABLE_ACTIONS, list(dict.fromkeys(tables))))
+    if role in ("producer", "both"):
+        statements.extend(schedules)
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -32,8 +32,17 @@ LEDGER = "test:ledger"
 RECORD_STARTED = "test:record_started"  # ledger.record runs with sleep_s, as they start
 
 
+_ledger: redis.Redis | None = None
+
+
 def client() -> redis.Redis:
-    """The server under test (system Redis or the embedded one): the app's own."""
+    """Where the ledger is written: the server under test (system Redis or the embedded one), the
+    app's own; or, for an app with no Redis of its own (guards in DynamoDB), TEST_LEDGER_URL's."""
+    global _ledger
+    if os.environ.get("TEST_LEDGER_URL"):
+        if _ledger is None:
+            _ledger = redis.Redis.from_url(os.environ["TEST_LEDGER_URL"])
+        return _ledger
     return bridge.backend.client  # type: ignore[attr-defined, no-any-return]
 
 

@@ -19,7 +19,7 @@ PACKAGE = Path(bridge.__file__).parent
 ROOMS: list[tuple[str, set[str]]] = [
     ("foundation", {"bridge.errors", "bridge.settings", "bridge.job", "bridge.core"}),
     ("worker", {"bridge.worker"}),
-    ("backends", {"bridge.redis", "bridge.sqs", "bridge.embedded", "bridge.broker"}),
+    ("backends", {"bridge.redis", "bridge.sqs", "bridge.embedded", "bridge.broker", "bridge.dynamodb"}),
     ("api", {"bridge", "bridge.bridge", "bridge.queue", "bridge.jobs", "bridge.lock", "bridge.idempotent",
              "bridge.stats", "bridge.celeryconfig"}),
     ("cli", {"bridge.cli"}),

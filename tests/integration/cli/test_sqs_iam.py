@@ -76,3 +76,46 @@ def test_bad_input_exits_2_with_one_line_naming_the_option(
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"{option}: " in result.stderr
+
+
+def test_guards_in_dynamodb_add_one_statement_for_exactly_that_table(sqs: MotoSqs) -> None:
+    orders = SqsAdmin(sqs.settings()).ensure_queue("orders")
+    by_sid = statements(
+        jobs_cli(sqs, SQS_QUEUE_URL=orders, GUARD_STORE="dynamodb", DYNAMODB_TABLE="jobs-guards")
+    )
+    assert by_sid["JobsGuardTable"] == {
+        "Sid": "JobsGuardTable",
+        "Effect": "Allow",
+        # What the guard store, @idempotent and bridge.lock call: no Scan, Query, batch or table admin.
+        "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        "Resource": ["arn:aws:dynamodb:us-east-1:123456789012:table/jobs-guards"],
+    }
+    assert "JobsGuardTable" not in statements(jobs_cli(sqs, SQS_QUEUE_URL=orders))  # guards in Redis: none
+
+
+def test_eventbridge_repeats_add_the_producers_schedule_statements_and_pass_role_to_the_scheduler_only(
+    sqs: MotoSqs,
+) -> None:
+    orders = SqsAdmin(sqs.settings()).ensure_queue("orders")
+    role = "arn:aws:iam::123456789012:role/jobs-scheduler"
+    env = {"SQS_QUEUE_URL": orders, "QUEUE_BACKEND": "sqs", "JOBS_SCHEDULER": "eventbridge",
+           "JOBS_SCHEDULER_ROLE_ARN": role, "JOBS_SCHEDULE_GROUP": "bridge-shop"}  # fmt: skip
+    by_sid = statements(jobs_cli(sqs, **env))
+    assert by_sid["JobsSchedules"]["Resource"] == [
+        "arn:aws:scheduler:us-east-1:123456789012:schedule-group/bridge-shop",
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/bridge-shop/*",
+    ]
+    assert by_sid["JobsSchedules"]["Action"] == [
+        "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
+        "scheduler:GetSchedule", "scheduler:ListSchedules", "scheduler:UpdateSchedule",
+    ]  # fmt: skip
+    assert by_sid["JobsPassSchedulerRole"] == {
+        "Sid": "JobsPassSchedulerRole",
+        "Effect": "Allow",
+        "Action": ["iam:PassRole"],
+        "Resource": [role],
+        "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+    }
+    assert "JobsSchedules" not in statements(
+        jobs_cli(sqs, "--role", "worker", **env)
+    )  # workers never schedule

@@ -1,0 +1,122 @@
+"""Repeats by EventBridge Scheduler (JOBS_SCHEDULER=eventbridge) on moto: no beat, no Redis.
+
+moto's Scheduler stores schedules but never fires them, so a test fires one as
+EventBridge does: it takes the stored target input, puts the scheduled time in,
+and sends it to the queue (twice, as an at-least-once delivery may).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+
+import boto3
+import pytest
+
+from bridge import ConfigError, InvalidSchedule
+from bridge.core.ids import job_id_for
+from bridge.sqs.admin import SqsAdmin
+from bridge.sqs.eventbridge import SCHEDULED_TIME
+from tests.conftest import read_ledger, wait_for
+from tests.integration.sqs.aws_only import ROLE
+
+pytestmark = [pytest.mark.sqs, pytest.mark.worker]
+
+
+def scheduler(sqs):
+    return boto3.client("scheduler", region_name="us-east-1", endpoint_url=sqs.endpoint)
+
+
+def run_kwargs(schedule: dict) -> dict:
+    """What the schedule's runs carry: the ``bridge.sqs_run`` task's kwargs in the Celery message."""
+    message = json.loads(schedule["Target"]["Input"])
+    assert message["headers"]["task"] == "bridge.sqs_run"
+    return json.loads(base64.b64decode(message["body"]))[1]
+
+
+def test_schedule_upserts_cancel_deletes_and_list_lists_the_apps_schedules(sqs, aws, nowhere, make_bridge):
+    url = SqsAdmin(sqs.settings()).ensure_queue("repeats")
+    bridge = make_bridge(**aws.settings(url, nowhere))
+    group = bridge.jobs_backend.repeat_scheduler().group
+    assert group == f"bridge-{bridge.app.main}"  # one schedule group per app
+
+    daily = bridge.jobs.schedule("ledger.record", {"key": "sales"}, cron="0 6 * * *", idempotency_key="sales",
+                                 tz="Europe/Berlin")  # fmt: skip
+    again = bridge.jobs.schedule("ledger.record", {"key": "sales-v2"}, cron="0 6 * * *",
+                                 idempotency_key="sales", tz="Europe/Berlin")  # fmt: skip
+    assert again.id == daily.id  # the same repeat, updated in place
+    stored = scheduler(sqs).get_schedule(Name=daily.id, GroupName=group)
+    assert (stored["ScheduleExpression"], stored["ScheduleExpressionTimezone"]) == (
+        "cron(0 6 * * ? *)", "Europe/Berlin",
+    )  # fmt: skip
+    assert (stored["Target"]["Arn"], stored["Target"]["RoleArn"]) == (
+        "arn:aws:sqs:us-east-1:123456789012:repeats", ROLE,
+    )  # fmt: skip
+    assert run_kwargs(stored)["data"] == {"key": "sales-v2"}
+
+    bridge.jobs.schedule("cache.warm", {}, every_ms=300_000)
+    listed = {(r.name, r.idempotency_key, r.cron, r.every_ms, json.dumps(r.data)) for r in bridge.jobs.list()}
+    assert listed == {
+        ("ledger.record", "sales", "0 6 * * *", None, '{"key": "sales-v2"}'),
+        ("cache.warm", None, None, 300_000, "{}"),
+    }
+    assert all(r.next_run is not None and r.queue == "repeats" for r in bridge.jobs.list())
+    [warm] = [r for r in bridge.jobs.list() if r.name == "cache.warm"]
+    assert (
+        scheduler(sqs).get_schedule(Name=warm.id, GroupName=group)["ScheduleExpression"] == "rate(5 minutes)"
+    )
+
+    with pytest.raises(InvalidSchedule) as refused:
+        bridge.jobs.schedule("cache.warm", {}, every_ms=30_000)
+    assert refused.value.field == "every_ms"
+    assert "60000" in str(refused.value)
+    with pytest.raises(InvalidSchedule) as refused:
+        bridge.jobs.schedule("cache.warm", {}, every_ms=600_000, limit=3)
+    assert refused.value.field == "limit"
+    assert len(scheduler(sqs).list_schedules(GroupName=group)["Schedules"]) == 2  # the refused ones: nothing
+
+    assert bridge.jobs.cancel(name="ledger.record", idempotency_key="sales", cron="0 6 * * *") is True
+    assert bridge.jobs.cancel(name="ledger.record", idempotency_key="sales", cron="0 6 * * *") is False
+    assert [r.name for r in bridge.jobs.list()] == ["cache.warm"]
+
+
+def test_a_run_eventbridge_delivers_twice_runs_once_and_the_next_run_runs_too(
+    sqs, aws, nowhere, start_worker, make_bridge, redis_client, server
+):
+    url = SqsAdmin(sqs.settings()).ensure_queue("fired")
+    start_worker("awsw", concurrency=2, **aws.env(url, nowhere, server.url))
+    bridge = make_bridge(**aws.settings(url, nowhere))
+    repeat = bridge.jobs.schedule("ledger.record", {"key": "tick"}, every_ms=60_000)
+    group = bridge.jobs_backend.repeat_scheduler().group
+    target = scheduler(sqs).get_schedule(Name=repeat.id, GroupName=group)["Target"]
+    assert target["Arn"].endswith(":fired")
+
+    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs.endpoint)
+    for at in ("2026-01-05T06:00:00Z", "2026-01-05T06:00:00Z", "2026-01-05T06:01:00Z"):
+        client.send_message(QueueUrl=url, MessageBody=target["Input"].replace(SCHEDULED_TIME, at))
+
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 2, timeout=60)
+    time.sleep(2.0)  # the idle workers would have run a second copy of the first run by now
+    lines = read_ledger(redis_client)
+    assert Counter(line["id"] for line in lines) == {
+        job_id_for("ledger.record", f"{repeat.id}@2026-01-05T06:00:00Z"): 1,
+        job_id_for("ledger.record", f"{repeat.id}@2026-01-05T06:01:00Z"): 1,
+    }
+    assert [line["data"] for line in lines] == [{}, {}]  # the repeat's data arrived as the task's kwargs
+    assert {line["key"] for line in lines} == {"tick"}
+
+
+def test_with_guards_in_dynamodb_and_beat_chosen_but_no_redis_a_repeat_is_refused_and_nothing_starts(
+    sqs, aws, nowhere, make_bridge
+):
+    url = SqsAdmin(sqs.settings()).ensure_queue("no-beat-store")
+    bridge = make_bridge(**aws.settings(url, nowhere, jobs_scheduler="beat", jobs_scheduler_role_arn=None))
+    with pytest.raises(ConfigError, match=r"JOBS_SCHEDULER=eventbridge .* or REDIS_URL"):
+        bridge.jobs.schedule("cache.warm", {}, every_ms=60_000)
+    assert bridge.jobs.list() == []
+    assert bridge.jobs.cancel(name="cache.warm", every_ms=60_000) is False
+    assert not bridge.queue.add(
+        "ledger.record", {}, idempotency_key="still-adds"
+    ).deduplicated  # the rest works
