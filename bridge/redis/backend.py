@@ -182,7 +182,7 @@ class RedisBackend(QueueBackend):
         try:
             _moved, next_ms = self._script(
                 PROMOTE,
-                [self.key("delayed-queues"), self.key("delayed-jobs")],
+                [self.key("delayed-queues"), self.key("delayed-jobs"), self.key("delayed-keys")],
                 [self.key("delayed", ""), PROMOTE_BATCH],
             )
         except RedisError as exc:
@@ -196,7 +196,10 @@ class RedisBackend(QueueBackend):
             queue = self.client.get(self.key("guard", job_id))
             queues = [_text(queue)] if queue else self._delayed_queues()
             for name in queues:
-                keys = [self.key("guard", job_id), self.key("delayed", name), self.key("delayed-jobs")]
+                keys = [
+                    self.key("guard", job_id), self.key("delayed", name), self.key("delayed-jobs"),
+                    self.key("delayed-keys"),
+                ]  # fmt: skip
                 if self._script(CANCEL_DELAYED, keys, [job_id]):
                     return True
         except RedisError as exc:
@@ -255,7 +258,9 @@ class RedisBackend(QueueBackend):
         if request.idempotency_key is not None:
             ttl = request.guard_ttl_ms or self._guard_ttl_ms
         track = (request.guard_ttl_ms or self._guard_ttl_ms) if request.track else 0
-        return [envelope.job_id, envelope.queue, ttl, request.delay_ms, track, *envelope.commands]
+        # The key travels only with a delayed job (the dashboard shows it); others send "".
+        key = (request.idempotency_key or "") if request.delay_ms else ""
+        return [envelope.job_id, envelope.queue, ttl, request.delay_ms, track, key, *envelope.commands]
 
     def _run_adds(self, jobs: list[list[Any]]) -> list[tuple[Any, Any]]:
         # A batch travels as one JSON argument: packing it costs far less than

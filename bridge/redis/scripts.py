@@ -12,8 +12,14 @@ Key layout, under ``<global_keyprefix>bridge:``:
 * ``delayed:<queue>``     sorted set of delayed job ids, scored by due time (ms)
 * ``delayed-jobs``        hash: job id -> JSON array of the Redis commands to run when due
 * ``delayed-queues``      set of queues that have delayed jobs (what promoters scan)
+* ``delayed-keys``        hash: job id -> its idempotency key, for a delayed job that has one
+                          (only the dashboard reads it: a job id does not give its key back)
 * ``queued:<job id>``     for a tracked job (a repeat's run): the commands that queued it,
                           so it can be withdrawn from its list before a worker takes it
+* ``rate:<minute>``       hash: jobs ``added``, ``done`` and ``failed`` in that minute of the
+                          server's clock (minutes since the epoch); expires after two hours.
+                          The add script counts ``added`` (one HINCRBY per call, not per job);
+                          workers count the others (:mod:`bridge.redis.rates`)
 
 Times come from the server's clock (``TIME``), so producers and workers with
 skewed clocks agree on when a job is due.
@@ -23,7 +29,10 @@ from __future__ import annotations
 
 from bridge.core.lua import NOW_MS, SOONER_DUE
 
-__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
+__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "RATE_TTL_MS", "WITHDRAW"]
+
+#: How long a ``rate:<minute>`` bucket lives: the dashboard charts the last hour.
+RATE_TTL_MS = 2 * 3600 * 1000
 
 # Runs kombu's publish commands (triples from ARGV[first]); only the three
 # commands kombu's redis transport emits are accepted.
@@ -52,7 +61,7 @@ end
 
 #: ARGV: key prefix; a JSON array of jobs, each
 #:       [job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),
-#:        command, key, value, command, key, value, ...].
+#:        idempotency key ("" when none), command, key, value, command, key, value, ...].
 #: Each job is claimed and sent, or found standing, as in one step; a duplicate
 #: later in the same batch sees the claim of an earlier one.
 #: The keys are built here from the prefix (a batch names thousands of keys); this is
@@ -62,14 +71,16 @@ end
 #: reads faster than a nested array reply.)
 ADD = (
     _RUN_COMMANDS
+    + f"local RATE_TTL_MS = {RATE_TTL_MS}\n"
     + """
 local prefix = ARGV[1]
 local jobs = cjson.decode(ARGV[2])
 for _, job in ipairs(jobs) do
-  local err = check_commands(job, 6)
+  local err = check_commands(job, 7)
   if err then return err end
 end
 local out = {}
+local sent = 0
 for _, job in ipairs(jobs) do
   local id, queue = job[1], job[2]
   local ttl, delay, track = tonumber(job[3]), tonumber(job[4]), tonumber(job[5])
@@ -83,15 +94,17 @@ for _, job in ipairs(jobs) do
     local due = 0
     if delay > 0 then
       due = now_ms() + delay
-      redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(job, 6)}))
+      redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(job, 7)}))
       redis.call('ZADD', prefix .. 'delayed:' .. queue, due, id)
       redis.call('SADD', prefix .. 'delayed-queues', queue)
+      if job[6] ~= '' then redis.call('HSET', prefix .. 'delayed-keys', id, job[6]) end
     else
-      run_commands(job, 6)
+      run_commands(job, 7)
       if track > 0 then
-        redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(job, 6)}), 'PX', track)
+        redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(job, 7)}), 'PX', track)
       end
     end
+    sent = sent + 1
     if ttl > 0 then
       redis.call('SET', guard, queue, 'PX', ttl + delay)
     end
@@ -99,11 +112,16 @@ for _, job in ipairs(jobs) do
     out[#out + 1] = due
   end
 end
+if sent > 0 then
+  local minute = prefix .. 'rate:' .. math.floor(now_ms() / 60000)
+  redis.call('HINCRBY', minute, 'added', sent)
+  redis.call('PEXPIRE', minute, RATE_TTL_MS)
+end
 return cjson.encode(out)
 """
 )
 
-#: KEYS: delayed-queues set, delayed-jobs hash
+#: KEYS: delayed-queues set, delayed-jobs hash, delayed-keys hash
 #: ARGV: delayed zset key prefix, max jobs to move
 #: Moves every due job (up to the limit) onto its queue, atomically, so any
 #: number of promoters can run at once and each job moves exactly once.
@@ -126,6 +144,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       if err then return err end
     end
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', zkey, id)
     moved = moved + 1
   end
@@ -136,13 +155,14 @@ return {moved, next_due}
 """
 )
 
-#: KEYS: guard, delayed zset, delayed-jobs hash
+#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-keys hash
 #: ARGV: job id
 #: Removes a job that is still waiting for its delay and frees its key.
 #: Returns 1 if a waiting job was removed, 0 if none was waiting.
 CANCEL_DELAYED = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if removed == 1 then redis.call('DEL', KEYS[1]) end
 return removed
 """
