@@ -92,6 +92,10 @@ class Repeat:
         return out
 
 
+# ``list`` inside class Jobs names its method: annotations there use this instead.
+_Repeats = list[Repeat]
+
+
 class Jobs:
     """Scheduled jobs of one Bridge: repeats fired by ``celery beat``, and one-off jobs."""
 
@@ -223,7 +227,7 @@ class Jobs:
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(repeats, key=lambda r: r.next_run or far)
 
-    def page(self, offset: int, limit: int) -> tuple[list[Repeat], int]:
+    def page(self, offset: int, limit: int) -> tuple[_Repeats, int]:
         """``limit`` repeats from position ``offset`` in beat's order (soonest due first), and the
         number of entries in beat's schedule (static ``beat_schedule`` entries included, not shown).
 
@@ -255,7 +259,7 @@ class Jobs:
         names = [q.decode() if isinstance(q, bytes) else str(q) for q in flat[::2]]
         return dict(zip(names, (int(n) for n in flat[1::2]), strict=True))
 
-    def _read(self, what: str, entry_keys: Callable[[Any, str], list[Any]]) -> list[Repeat]:
+    def _read(self, what: str, entry_keys: Callable[[Any, str], Any]) -> _Repeats:
         """The repeats stored under the entry keys ``entry_keys(client, schedule key)`` names, in order."""
         app = self._app
         try:
@@ -268,7 +272,7 @@ class Jobs:
                 raw = pipe.execute()
         except RedisError as exc:
             raise backend_unavailable(what, exc) from None
-        repeats = []
+        repeats: _Repeats = []
         for definition, meta in zip(raw[::2], raw[1::2], strict=True):
             if not definition:
                 continue

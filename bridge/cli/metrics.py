@@ -86,7 +86,7 @@ class QueueCollector:
 
 def registry_of(collect_counts: Callable[[], Mapping[str, QueueCounts]]) -> CollectorRegistry:
     """A registry of its own holding only the queue collector (no process or platform metrics)."""
-    registry = _prometheus().CollectorRegistry(auto_describe=False)
+    registry: CollectorRegistry = _prometheus().CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(collect_counts))
     return registry
 
@@ -142,13 +142,12 @@ def serve(
         timeout = REQUEST_TIMEOUT_S  # the socket's: a client that sends nothing is dropped
 
         def do_GET(self) -> None:
-            if token is not None:
-                if not bearer_matches(self.headers.get("Authorization"), token):
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Bearer realm="bridge metrics"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+            if token is not None and not bearer_matches(self.headers.get("Authorization"), token):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer realm="bridge metrics"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "only /metrics is served")
                 return

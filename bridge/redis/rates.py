@@ -143,5 +143,6 @@ def read_rates(client: redis.Redis, prefix: str, minutes: int = 60) -> list[Rate
             pipe.hmget(f"{prefix}rate:{minute}", "added", "done", "failed")
         rows = pipe.execute()
     return [
-        Rates(minute * 60, *(int(value or 0) for value in row)) for minute, row in zip(span, rows, strict=True)
+        Rates(minute * 60, *(int(value or 0) for value in row))
+        for minute, row in zip(span, rows, strict=True)
     ]
