@@ -103,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         delayed_id = fill(bridge, args.size)
-        print(
-            f"filled {args.size:,} delayed jobs, repeats and dead letters in {time.perf_counter() - started:.0f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"filled {args.size:,} delayed jobs, repeats and dead letters in {took:.0f} s")
         env = {k: v for k, v in os.environ.items() if k not in ("QUEUE_BACKEND", "BRIDGE_HOME")}
         env.update(REDIS_URL=args.redis_url, QUEUE_BACKEND="redis")
         proc = subprocess.Popen([JOBS, "dashboard", "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
