@@ -12,11 +12,14 @@ signals (written by a thread once a second). Both sides are measured against ``-
 exported with ``git archive`` into a folder of its own and imported from there:
 
 * **producer**: ``bridge.queue.add`` with a unique idempotency key per job, one job per call
-  (the hot path: one script call per add), jobs/s over ``--jobs`` jobs after 200 warm-up adds;
+  (the hot path: one script call per add). Both variants' producers run at once and take
+  turns, ``--chunks`` turns of ``jobs / chunks`` adds each per round, so a machine that gets
+  busier slows both alike; a round's figure is the median of its turns. The add script's
+  server time per call (``INFO commandstats``) is reported too;
 * **worker**: ``--jobs`` jobs of ``bench.noop`` (``bench/drain_app.py``) drained by one
   ``celery worker -P solo``, jobs/s from the worker's ready mark to the last ack.
 
-The variants alternate within each round; the report is the median of the rounds per variant
+The worker variants alternate within each round; the report is the median of the rounds per variant
 and the ratio of this code's median to the baseline's. The database of ``--redis-url`` (default
 ``$BRIDGE_TEST_REDIS_URL`` or ``redis://127.0.0.1:6379/14``) is flushed between measurements;
 the benchmark refuses to start if it holds keys it would not have written.
@@ -48,6 +51,9 @@ QUEUE = "celery"
 COUNTER = "bench:done"
 READY = "bench:ready:"
 
+# A producer that adds on request: for each line "<count>" on stdin it adds that many jobs (one
+# queue.add each, a unique key each) and prints the seconds they took, so the parent can alternate
+# two variants chunk by chunk (a busy machine then slows both alike).
 PRODUCER = """
 import os, sys, time
 from celery import Celery
@@ -59,16 +65,21 @@ settings = Settings(redis_url=os.environ["REDIS_URL"], queue_backend="redis", jo
 app = Celery("bench")
 app.config_from_object(celeryconfig.build(settings))
 b = Bridge(app, settings=settings)
-n = int(sys.argv[1])
+tag = os.path.basename(os.getcwd())
 for i in range(200):
-    b.queue.add("bench.noop", {"i": i}, idempotency_key=f"warm-{i}")
-keys = [f"key-{i}" for i in range(n)]
-data = [{"order_id": i, "email": f"user{i}@example.com"} for i in range(n)]
+    b.queue.add("bench.noop", {"i": i}, idempotency_key=f"warm-{tag}-{i}")
 add = b.queue.add
-started = time.perf_counter()
-for i in range(n):
-    add("bench.noop", data[i], idempotency_key=keys[i])
-print(n / (time.perf_counter() - started))
+done = 0
+print("ready", flush=True)
+for line in sys.stdin:
+    n = int(line)
+    keys = [f"key-{tag}-{i}" for i in range(done, done + n)]
+    data = [{"order_id": i, "email": f"user{i}@example.com"} for i in range(done, done + n)]
+    started = time.perf_counter()
+    for i in range(n):
+        add("bench.noop", data[i], idempotency_key=keys[i])
+    print(time.perf_counter() - started, flush=True)
+    done += n
 """
 
 ENQUEUE = """
@@ -101,12 +112,47 @@ def env_for(tree: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
-def producer_rate(tree: Path, redis_url: str, jobs: int) -> float:
-    done = subprocess.run([sys.executable, "-c", PRODUCER, str(jobs)], cwd=tree, env=env_for(tree, redis_url),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"FAILED: producer in {tree}:\n{done.stderr}")
-    return float(done.stdout.strip())
+def producer_rates(
+    trees: dict[str, Path], client: redis.Redis, redis_url: str, jobs: int, chunks: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per variant: jobs/s of each chunk, and the add script's server time per call (µs) in it.
+
+    The variants' producers take turns, chunk by chunk, each adding ``jobs / chunks`` jobs.
+    """
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", PRODUCER],
+            cwd=tree,
+            env=env_for(tree, redis_url),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name, tree in trees.items()
+    }
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in trees}
+    try:
+        for proc in procs.values():
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        size = max(1, jobs // chunks)
+        for chunk in range(chunks):
+            order = list(procs) if chunk % 2 == 0 else list(reversed(procs))
+            for name in order:
+                proc = procs[name]
+                assert proc.stdin is not None and proc.stdout is not None
+                client.config_resetstat()
+                proc.stdin.write(f"{size}\n")
+                proc.stdin.flush()
+                seconds = float(proc.stdout.readline())
+                stats = client.info("commandstats").get("cmdstat_evalsha", {})
+                out[name][0].append(size / seconds)
+                out[name][1].append(float(stats.get("usec_per_call", 0.0)))
+    finally:
+        for proc in procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(30)
+    return out
 
 
 def worker_rate(tree: Path, client: redis.Redis, redis_url: str, jobs: int, tag: str) -> float:
@@ -146,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--chunks", type=int, default=20, help="producer turns per variant and round")
     parser.add_argument("--baseline", default="main", help="git ref of the code before the counters")
     parser.add_argument("--redis-url", default=os.environ.get("BRIDGE_TEST_REDIS_URL", DEFAULT_REDIS_URL))
     args = parser.parse_args(argv)
@@ -158,18 +205,21 @@ def main(argv: list[str] | None = None) -> int:
             "counters": export("HEAD", work / "head"),
         }
         rates: dict[tuple[str, str], list[float]] = {}
+        server_us: dict[str, list[float]] = {}
         for round_no in range(args.rounds):
+            client.flushdb()
+            for name, (chunk_rates, chunk_us) in producer_rates(
+                trees, client, args.redis_url, args.jobs, args.chunks
+            ).items():
+                rates.setdefault((name, "producer"), []).append(statistics.median(chunk_rates))
+                server_us.setdefault(name, []).extend(chunk_us)
             order = list(trees) if round_no % 2 == 0 else list(reversed(trees))
             for name in order:
-                client.flushdb()
-                rates.setdefault((name, "producer"), []).append(
-                    producer_rate(trees[name], args.redis_url, args.jobs)
-                )
                 client.flushdb()
                 rates.setdefault((name, "worker"), []).append(
                     worker_rate(trees[name], client, args.redis_url, args.jobs, f"{name}-{round_no}")
                 )
-                client.flushdb()
+            client.flushdb()
             latest = ", ".join(f"{n}/{side} {v[-1]:,.0f}" for (n, side), v in rates.items())
             print(f"round {round_no + 1}: {latest}", flush=True)
         print(f"\n{args.jobs:,} jobs x {args.rounds} rounds; baseline = {args.baseline}, counters = HEAD\n")
@@ -182,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             ratio = ours / base
             cells = f"{base:,.0f} | {ours:,.0f} | {min(spread):,.0f}-{max(spread):,.0f} | {ratio:.3f}"
             print(f"| {side} | {cells} | {'yes' if ratio >= 0.97 else 'NO'} |")
+        base_us, ours_us = statistics.median(server_us["baseline"]), statistics.median(server_us["counters"])
+        print(f"\nthe add script on the server (EVALSHA, median µs per call): baseline {base_us:.1f}, "
+              f"counters {ours_us:.1f} (+{ours_us - base_us:.1f})")  # fmt: skip
     finally:
         client.flushdb()
         shutil.rmtree(work, ignore_errors=True)
