@@ -127,19 +127,21 @@ def producer_rates(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for name, tree in trees.items()
     }
     out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in trees}
     try:
         for proc in procs.values():
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
         size = max(1, jobs // chunks)
         for chunk in range(chunks):
             order = list(procs) if chunk % 2 == 0 else list(reversed(procs))
             for name in order:
                 proc = procs[name]
-                assert proc.stdin is not None and proc.stdout is not None
+                assert proc.stdin is not None
+                assert proc.stdout is not None
                 client.config_resetstat()
                 proc.stdin.write(f"{size}\n")
                 proc.stdin.flush()

@@ -18,7 +18,8 @@ Key layout, under ``<global_keyprefix>bridge:``:
                           so it can be withdrawn from its list before a worker takes it
 * ``rate:<minute>``       hash: jobs ``added``, ``done`` and ``failed`` in that minute of the
                           server's clock (minutes since the epoch); expires after two hours.
-                          The add script counts ``added`` (one HINCRBY per call, not per job);
+                          The add script counts ``added`` (one HINCRBY per call, not per job,
+                          in the producer's minute);
                           workers count the others (:mod:`bridge.redis.rates`)
 
 Times come from the server's clock (``TIME``), so producers and workers with
@@ -61,7 +62,10 @@ end
 
 #: ARGV: key prefix; a JSON array of jobs, each
 #:       [job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),
-#:        idempotency key ("" when none), command, key, value, command, key, value, ...].
+#:        idempotency key ("" when none), command, key, value, command, key, value, ...];
+#:       the producer's minute (minutes since the epoch), where ``added`` is counted. (The
+#:       producer's clock, not TIME: one command less on every add; a skewed clock only
+#:       files its adds under a neighbouring minute of the chart.)
 #: Each job is claimed and sent, or found standing, as in one step; a duplicate
 #: later in the same batch sees the claim of an earlier one.
 #: The keys are built here from the prefix (a batch names thousands of keys); this is
@@ -113,9 +117,10 @@ for _, job in ipairs(jobs) do
   end
 end
 if sent > 0 then
-  local minute = prefix .. 'rate:' .. math.floor(now_ms() / 60000)
-  redis.call('HINCRBY', minute, 'added', sent)
-  redis.call('PEXPIRE', minute, RATE_TTL_MS)
+  local minute = prefix .. 'rate:' .. ARGV[3]
+  if redis.call('HINCRBY', minute, 'added', sent) == sent then
+    redis.call('PEXPIRE', minute, RATE_TTL_MS)  -- a new bucket: once, not on every add
+  end
 end
 return cjson.encode(out)
 """
