@@ -89,7 +89,7 @@ class Bridge:
         """Counts per queue: ``{queue: QueueCounts(waiting, active, delayed, scheduled, failed)}``."""
         from bridge.stats import collect
 
-        return collect(self.backend, list(queues), self.jobs.list)
+        return collect(self.backend, list(queues), self.jobs.count_per_queue)
 
     @property
     def store(self) -> redis.Redis | DynamoStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,6 @@ from bridge.errors import ConfigError, InvalidInput, backend_unavailable
 if TYPE_CHECKING:
     from bridge.broker.backend import BrokerBackend
     from bridge.core.backend import QueueBackend
-    from bridge.jobs import Repeat
 
 __all__ = ["QueueCounts", "collect", "parse_queues"]
 
@@ -54,11 +53,11 @@ def parse_queues(text: str) -> list[str]:
 
 
 def collect(
-    queue_backend: QueueBackend, queues: Sequence[str], repeats: Callable[[], list[Repeat]]
+    queue_backend: QueueBackend, queues: Sequence[str], repeats: Callable[[], Mapping[str, int]]
 ) -> dict[str, QueueCounts]:
     """Count each queue (one pipeline for the lists, one scan of in-flight messages).
 
-    ``repeats`` lists the standing repeats (``bridge.jobs.list``), counted per queue.
+    ``repeats`` counts the standing repeats per queue (``bridge.jobs.count_per_queue``).
     """
     from bridge.broker.backend import BrokerBackend
     from bridge.redis.backend import RedisBackend
@@ -99,7 +98,7 @@ def collect(
             waiting=sum(chunk[: len(steps)]),
             active=in_flight.get(queue, 0),
             delayed=chunk[len(steps)],
-            scheduled=sum(1 for r in standing if r.queue == queue),
+            scheduled=standing.get(queue, 0),
             failed=chunk[len(steps) + 1],
         )
     return out
@@ -110,7 +109,7 @@ INSPECT_TIMEOUT_S = 1.0
 
 
 def _broker_counts(
-    backend: BrokerBackend, queues: Sequence[str], repeats: Callable[[], list[Repeat]]
+    backend: BrokerBackend, queues: Sequence[str], repeats: Callable[[], Mapping[str, int]]
 ) -> dict[str, QueueCounts]:
     """Counts on another kombu broker: waiting from the broker, active from the workers.
 
@@ -154,7 +153,7 @@ def _broker_counts(
             waiting=waiting[queue],
             active=active.get(queue, 0),
             delayed=delayed[queue],
-            scheduled=sum(1 for r in standing if r.queue == queue),
+            scheduled=standing.get(queue, 0),
             failed=failed[queue],
         )
         for queue in queues

@@ -10,6 +10,7 @@ import click
 
 from bridge import __version__
 from bridge.cli.common import TARGET, Target
+from bridge.cli.dashboard.command import dashboard
 from bridge.cli.dlq import dlq
 from bridge.cli.dynamodb import dynamodb
 from bridge.cli.schedules import schedules
@@ -43,7 +44,7 @@ def jobs(ctx: click.Context, app_path: str | None, redis_url: str | None) -> Non
         ctx.meta[TARGET] = Target(app_path=app_path, redis_url=redis_url)
 
 
-for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs, dynamodb):
+for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs, dynamodb, dashboard):
     jobs.add_command(command)
 
 

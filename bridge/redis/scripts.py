@@ -12,8 +12,14 @@ Key layout, under ``<global_keyprefix>bridge:``:
 * ``delayed:<queue>``     sorted set of delayed job ids, scored by due time (ms)
 * ``delayed-jobs``        hash: job id -> JSON array of the Redis commands to run when due
 * ``delayed-queues``      set of queues that have delayed jobs (what promoters scan)
+* ``delayed-keys``        hash: job id -> its idempotency key, for a delayed job that has one
+                          (only the dashboard reads it: a job id does not give its key back)
 * ``queued:<job id>``     for a tracked job (a repeat's run): the commands that queued it,
                           so it can be withdrawn from its list before a worker takes it
+* ``rate:<minute>``       hash: jobs ``added``, ``done`` and ``failed`` in that minute
+                          (minutes since the epoch); expires after two hours. The add script
+                          counts ``added`` (one HINCRBY per call, not per job, in the
+                          producer's minute); workers count the others (:mod:`bridge.redis.rates`)
 
 Times come from the server's clock (``TIME``), so producers and workers with
 skewed clocks agree on when a job is due.
@@ -23,7 +29,10 @@ from __future__ import annotations
 
 from bridge.core.lua import NOW_MS, SOONER_DUE
 
-__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "WITHDRAW"]
+__all__ = ["ADD", "CANCEL_DELAYED", "PROMOTE", "RATE_TTL_MS", "WITHDRAW"]
+
+#: How long a ``rate:<minute>`` bucket lives: the dashboard charts the last hour.
+RATE_TTL_MS = 2 * 3600 * 1000
 
 # Runs kombu's publish commands: the triples of list[first..last] (last: the list's end).
 # Only the three commands kombu's redis transport emits are accepted.
@@ -50,9 +59,12 @@ end
     + NOW_MS
 )
 
-#: ARGV: key prefix, then each job as consecutive words:
-#:       job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms (0: untracked),
-#:       n (how many command words follow), then n words: command, key, value, ...
+#: ARGV: key prefix; the producer's minute (minutes since the epoch), where ``added`` is
+#:       counted (the producer's clock, not TIME: one command less on every add; a skewed
+#:       clock only files its adds under a neighbouring minute of the chart); then each job
+#:       as consecutive words: job id, queue, guard ttl ms (0: no key), delay ms, track ttl ms
+#:       (0: untracked), idempotency key (sent for a delayed job only, else ""), n (how many
+#:       command words follow), then n words: command, key, value, ...
 #: Each job is claimed and sent, or found standing, as in one step; a duplicate
 #: later in the same call sees the claim of an earlier one.
 #: The jobs travel as plain arguments rather than one JSON document: the producer packs
@@ -64,21 +76,23 @@ end
 #: reads faster than a nested array reply.)
 ADD = (
     _RUN_COMMANDS
+    + f"local RATE_TTL_MS = {RATE_TTL_MS}\n"
     + """
 local prefix = ARGV[1]
-local i = 2
+local i = 3
 while i <= #ARGV do
-  local last = i + 5 + tonumber(ARGV[i + 5])
-  local err = check_commands(ARGV, i + 6, last)
+  local last = i + 6 + tonumber(ARGV[i + 6])
+  local err = check_commands(ARGV, i + 7, last)
   if err then return err end
   i = last + 1
 end
 local out = {}
-i = 2
+local sent = 0
+i = 3
 while i <= #ARGV do
   local id, queue = ARGV[i], ARGV[i + 1]
   local ttl, delay, track = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  local first, last = i + 6, i + 5 + tonumber(ARGV[i + 5])
+  local first, last = i + 7, i + 6 + tonumber(ARGV[i + 6])
   local guard = prefix .. 'guard:' .. id
   local standing = false
   if ttl > 0 then standing = redis.call('GET', guard) end
@@ -92,12 +106,14 @@ while i <= #ARGV do
       redis.call('HSET', prefix .. 'delayed-jobs', id, cjson.encode({unpack(ARGV, first, last)}))
       redis.call('ZADD', prefix .. 'delayed:' .. queue, due, id)
       redis.call('SADD', prefix .. 'delayed-queues', queue)
+      if ARGV[i + 5] ~= '' then redis.call('HSET', prefix .. 'delayed-keys', id, ARGV[i + 5]) end
     else
       run_commands(ARGV, first, last)
       if track > 0 then
         redis.call('SET', prefix .. 'queued:' .. id, cjson.encode({unpack(ARGV, first, last)}), 'PX', track)
       end
     end
+    sent = sent + 1
     if ttl > 0 then
       redis.call('SET', guard, queue, 'PX', ttl + delay)
     end
@@ -106,11 +122,17 @@ while i <= #ARGV do
   end
   i = last + 1
 end
+if sent > 0 then
+  local minute = prefix .. 'rate:' .. ARGV[2]
+  if redis.call('HINCRBY', minute, 'added', sent) == sent then
+    redis.call('PEXPIRE', minute, RATE_TTL_MS)  -- a new bucket: once, not on every add
+  end
+end
 return cjson.encode(out)
 """
 )
 
-#: KEYS: delayed-queues set, delayed-jobs hash
+#: KEYS: delayed-queues set, delayed-jobs hash, delayed-keys hash
 #: ARGV: delayed zset key prefix, max jobs to move
 #: Moves every due job (up to the limit) onto its queue, atomically, so any
 #: number of promoters can run at once and each job moves exactly once.
@@ -133,6 +155,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       if err then return err end
     end
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', zkey, id)
     moved = moved + 1
   end
@@ -143,13 +166,14 @@ return {moved, next_due}
 """
 )
 
-#: KEYS: guard, delayed zset, delayed-jobs hash
+#: KEYS: guard, delayed zset, delayed-jobs hash, delayed-keys hash
 #: ARGV: job id
 #: Removes a job that is still waiting for its delay and frees its key.
 #: Returns 1 if a waiting job was removed, 0 if none was waiting.
 CANCEL_DELAYED = """
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if removed == 1 then redis.call('DEL', KEYS[1]) end
 return removed
 """

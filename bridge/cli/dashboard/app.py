@@ -1,0 +1,356 @@
+"""The dashboard's Starlette application: server-rendered pages, POST actions, ``/metrics``.
+
+Pages are Jinja2 templates rendered on the server; the only script is htmx (vendored,
+``static/NOTICE``), which refreshes the overview's counts in place. Every action is a
+POST form carrying the session's CSRF token, answered with a redirect back to its page
+(post/redirect/get) and a one-time message. Pages and actions read Redis through
+:mod:`bridge.cli.dashboard.reads` and the bridge's own API (retry, cancel, purge), in
+Starlette's thread pool, since the clients are synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bridge.cli.dashboard import reads
+from bridge.cli.dashboard.security import AUTH_COOKIE, Guard, Security, login_proof
+from bridge.cli.metrics import CONTENT_TYPE, registry_of, render
+from bridge.core.redact import redact
+from bridge.errors import BackendError, BridgeError, InvalidInput
+from bridge.stats import collect
+
+if TYPE_CHECKING:
+    from bridge.bridge import Bridge
+    from bridge.redis.backend import RedisBackend
+
+__all__ = ["create_app"]
+
+FLASH_COOKIE = "jobs_flash"
+#: How long the overview and /metrics reuse the count of repeats per queue.
+REPEAT_COUNT_TTL_S = 10.0
+CSRF_REFUSED = "refused: the form's CSRF token is missing or wrong (reload the page)"
+# A wrong login token waits this long before its answer: guessing is slow.
+LOGIN_FAILURE_DELAY_S = 0.5
+
+
+def _shown(value: object) -> str:
+    """Text from the app or its jobs as a page shows it: secrets masked (Jinja2 escapes HTML)."""
+    return redact("" if value is None else str(value))
+
+
+def _when(ms: int | float | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _datetime(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _relative(ms: int, now_ms: int) -> str:
+    """``in 3 min`` / ``12 s ago``."""
+    delta = (ms - now_ms) / 1000
+    span = abs(delta)
+    if span < 90:
+        text = f"{span:.0f} s"
+    elif span < 90 * 60:
+        text = f"{span / 60:.0f} min"
+    elif span < 36 * 3600:
+        text = f"{span / 3600:.0f} h"
+    else:
+        text = f"{span / 86400:.0f} days"
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+def _chart(rates: Sequence[Any], width: int = 600, height: int = 120) -> dict[str, Any]:
+    """Polyline points of the per-minute series, scaled into a ``width`` x ``height`` box."""
+    peak = max([1, *(max(r.added, r.done, r.failed) for r in rates)])
+    step = width / max(1, len(rates) - 1)
+
+    def points(series: str) -> str:
+        return " ".join(
+            f"{i * step:.1f},{height - getattr(r, series) * height / peak:.1f}" for i, r in enumerate(rates)
+        )
+
+    totals = {s: sum(getattr(r, s) for r in rates) for s in ("added", "done", "failed")}
+    return {"width": width, "height": height, "peak": peak, "totals": totals,
+            "series": {s: points(s) for s in ("added", "done", "failed")}}  # fmt: skip
+
+
+def _offset(request: Request) -> int:
+    try:
+        return max(0, int(request.query_params.get("offset", "0")))
+    except ValueError:
+        return 0
+
+
+def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -> Any:
+    """The dashboard of ``bridge``: an ASGI app (Starlette behind the guard of ``security``)."""
+    env = Environment(
+        loader=PackageLoader("bridge.cli.dashboard", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(shown=_shown, when=_when, dt=_datetime, relative=_relative)
+    backend = reads.redis_backend(bridge)
+    sqs_url = bridge.settings.sqs_queue_url if backend is None else None
+    # Repeats per queue, counted at most every REPEAT_COUNT_TTL_S (the count reads every repeat:
+    # about 45 ms of Redis's time with 10,000; repeats change seldom, the overview polls often).
+    repeat_counts: dict[str, Any] = {"at": float("-inf"), "value": {}}
+
+    def _queues() -> tuple[list[str], dict[str, int]]:
+        if time.monotonic() - repeat_counts["at"] > REPEAT_COUNT_TTL_S:
+            repeat_counts["value"] = bridge.jobs.count_per_queue()
+            repeat_counts["at"] = time.monotonic()
+        per_queue: dict[str, int] = repeat_counts["value"]
+        return reads.queues_of(bridge, queues, list(per_queue)), per_queue
+
+    def _counts() -> dict[str, Any]:
+        names, per_queue = _queues()
+        return collect(bridge.backend, names, lambda: per_queue)
+
+    registry = registry_of(_counts)
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        flash = request.cookies.get(FLASH_COOKIE)
+        body = env.get_template(template).render(
+            request=request, csrf=request.state.csrf, read_only=security.read_only,
+            login=security.token is not None, logged_in=request.state.logged_in,
+            redis=backend is not None, sqs=bool(sqs_url), flash=unquote(flash) if flash else None,
+            broker=redact(str(bridge.app.conf.broker_url or "")), **context,
+        )  # fmt: skip
+        response = HTMLResponse(body, status_code=status)
+        if flash:
+            response.delete_cookie(FLASH_COOKIE, path="/")
+        return response
+
+    def refused(request: Request, message: str) -> HTMLResponse:
+        return page(request, "error.html", status=403, message=message)
+
+    def back(location: str, message: str) -> RedirectResponse:
+        response = RedirectResponse(location, status_code=303)
+        response.set_cookie(FLASH_COOKIE, quote(message), max_age=60, httponly=True, samesite="strict")
+        return response
+
+    def needs_redis() -> RedisBackend:
+        if backend is None:
+            raise InvalidInput("page", "this backend keeps its queues outside Redis: see the SQS page.")
+        return backend
+
+    # -- pages ------------------------------------------------------------------
+
+    def overview_data() -> dict[str, Any]:
+        if backend is None:
+            return {"counts": None, "chart": None}
+        from bridge.redis.rates import read_rates
+
+        counts = _counts()
+        rates = read_rates(backend.client, backend.key(""))
+        return {"counts": counts, "chart": _chart(rates), "updated": _when(reads.now_ms())}
+
+    def overview(request: Request) -> Response:
+        if backend is None and sqs_url:
+            return RedirectResponse("/sqs", status_code=303)
+        return page(request, "overview.html", **overview_data())
+
+    def overview_partial(request: Request) -> Response:
+        body = env.get_template("_overview.html").render(**overview_data())
+        return HTMLResponse(body)
+
+    def delayed(request: Request) -> Response:
+        redis_backend = needs_redis()
+        names = reads.queues_of(bridge, queues)
+        queue = request.query_params.get("queue") or (names[0] if names else "celery")
+        listing = reads.delayed_page(redis_backend, queue, _offset(request))
+        return page(request, "delayed.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
+
+    def repeats(request: Request) -> Response:
+        offset = _offset(request)
+        shown, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
+        return page(request, "repeats.html", repeats=shown, total=total, offset=offset,
+                    page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
+
+    def dead(request: Request) -> Response:
+        redis_backend = needs_redis()
+        names = reads.queues_of(bridge, queues)
+        queue = request.query_params.get("queue") or (names[0] if names else "celery")
+        listing = reads.dead_page(redis_backend, queue, _offset(request))
+        return page(request, "dead.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
+
+    def purge_confirm(request: Request) -> Response:
+        redis_backend = needs_redis()
+        queue = request.query_params.get("queue", "")
+        count = redis_backend.dead_letters().count(queue)
+        return page(request, "purge.html", queue=queue, count=count)
+
+    def lookup(request: Request) -> Response:
+        params = request.query_params
+        job_id, name, key = params.get("id", "").strip(), params.get("name", "").strip(), params.get("key")
+        found = None
+        if job_id or name:
+            redis_backend = needs_redis()
+            if not job_id and not name:
+                raise InvalidInput("name", "give a job id, or a task name and its idempotency key.")
+            target = reads.job_id_of(job_id, name, key if key else None)
+            names = reads.queues_of(bridge, queues)
+            found = reads.lookup(bridge, redis_backend, target, names)
+        return page(request, "lookup.html", found=found, job_id=job_id, name=name, key=key or "",
+                    now_ms=reads.now_ms())  # fmt: skip
+
+    def sqs(request: Request) -> Response:
+        from bridge.sqs.admin import SqsAdmin
+
+        if not sqs_url:
+            raise InvalidInput("page", "the SQS page needs the SQS backend (SQS_QUEUE_URL).")
+        info = SqsAdmin(bridge.settings).counts(sqs_url)
+        return page(request, "sqs.html", info=info)
+
+    def metrics(request: Request) -> Response:
+        return Response(render(registry), media_type=CONTENT_TYPE)
+
+    # -- actions ----------------------------------------------------------------
+
+    def action(work: Callable[[Request, Any], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """A POST route: refused in read-only mode and without the session's CSRF token."""
+
+        async def endpoint(request: Request) -> Response:
+            if security.read_only:
+                return refused(request, "read-only: this dashboard takes no actions")
+            form = await request.form()
+            if not hmac.compare_digest(str(form.get("csrf", "")), request.state.csrf):
+                return refused(request, CSRF_REFUSED)
+            return await run_in_threadpool(work, request, form)
+
+        return endpoint
+
+    def cancel_delayed(request: Request, form: Any) -> Response:
+        job_id, queue = str(form.get("id", "")), str(form.get("queue", ""))
+        removed = bridge.backend.cancel_delayed(job_id)
+        text = f"cancelled delayed job {job_id}" if removed else f"job {job_id} was no longer waiting"
+        return back("/delayed?" + urlencode({"queue": queue}), text)
+
+    def cancel_repeat(request: Request, form: Any) -> Response:
+        repeat = bridge.jobs.get(str(form.get("id", "")))
+        if repeat is None:
+            return back("/repeats", "that repeat no longer stands")
+        repeat_counts["at"] = float("-inf")  # counted again on the next overview
+        bridge.jobs.cancel(name=repeat.name, idempotency_key=repeat.idempotency_key, cron=repeat.cron,
+                           every_ms=repeat.every_ms)  # fmt: skip
+        return back("/repeats", f"cancelled repeat {repeat.name} ({repeat.id})")
+
+    def run_repeat(request: Request, form: Any) -> Response:
+        repeat = bridge.jobs.get(str(form.get("id", "")))
+        if repeat is None:
+            return back("/repeats", "that repeat no longer stands")
+        job = bridge.jobs.schedule(repeat.name, repeat.data, queue=repeat.queue)
+        return back("/repeats", f"queued a run of {repeat.name} now: job {job.id}")
+
+    def retry_one(request: Request, form: Any) -> Response:
+        queue, job_id = str(form.get("queue", "")), str(form.get("id", ""))
+        retried = needs_redis().dead_letters().retry(queue, job_id)
+        return back("/dead?" + urlencode({"queue": queue}), f"retried {retried} dead letter ({job_id})")
+
+    def retry_all(request: Request, form: Any) -> Response:
+        queue = str(form.get("queue", ""))
+        retried = needs_redis().dead_letters().retry(queue)
+        return back("/dead?" + urlencode({"queue": queue}), f"retried {retried} dead letters of {queue}")
+
+    def purge(request: Request, form: Any) -> Response:
+        queue = str(form.get("queue", ""))
+        if form.get("confirm") != "yes":
+            return back("/dead/purge?" + urlencode({"queue": queue}), "confirm the purge first")
+        purged = needs_redis().dead_letters().purge(queue)
+        return back("/dead?" + urlencode({"queue": queue}), f"purged {purged} dead letters of {queue}")
+
+    # -- login --------------------------------------------------------------------
+
+    def _next(request: Request, value: str | None) -> str:
+        # Only a path of this dashboard: a login must not redirect to another site.
+        target = value or "/"
+        return target if target.startswith("/") and not target.startswith("//") else "/"
+
+    def login_page(request: Request) -> Response:
+        if security.token is None:
+            return RedirectResponse("/", status_code=303)
+        return page(
+            request, "login.html", next=_next(request, request.query_params.get("next")), failed=False
+        )
+
+    async def login(request: Request) -> Response:
+        if security.token is None:
+            return RedirectResponse("/", status_code=303)
+        form = await request.form()
+        target = _next(request, str(form.get("next", "")))
+        csrf_ok = hmac.compare_digest(str(form.get("csrf", "")), request.state.csrf)
+        if not csrf_ok or not hmac.compare_digest(
+            str(form.get("token", "")).encode(), security.token.encode()
+        ):
+            await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
+            return page(request, "login.html", status=403, next=target, failed=True)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(AUTH_COOKIE, login_proof(security.token, request.state.sid),
+                            httponly=True, samesite="strict")  # fmt: skip
+        return response
+
+    def logout(request: Request, form: Any) -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(AUTH_COOKIE, path="/")
+        return response
+
+    async def logout_endpoint(request: Request) -> Response:
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("csrf", "")), request.state.csrf):
+            return refused(request, CSRF_REFUSED)
+        return logout(request, form)
+
+    # -- errors -------------------------------------------------------------------
+
+    async def bridge_error(request: Request, exc: Exception) -> Response:
+        status = 503 if isinstance(exc, BackendError) else 400
+        return page(request, "error.html", status=status, message=str(exc))
+
+    async def redis_error(request: Request, exc: Exception) -> Response:
+        return page(request, "error.html", status=503, message=f"Redis: {type(exc).__name__}: {exc}")
+
+    static = files("bridge.cli.dashboard") / "static"
+    routes = [
+        Route("/", overview),
+        Route("/partials/overview", overview_partial),
+        Route("/delayed", delayed),
+        Route("/delayed/cancel", action(cancel_delayed), methods=["POST"]),
+        Route("/repeats", repeats),
+        Route("/repeats/cancel", action(cancel_repeat), methods=["POST"]),
+        Route("/repeats/run", action(run_repeat), methods=["POST"]),
+        Route("/dead", dead),
+        Route("/dead/retry", action(retry_one), methods=["POST"]),
+        Route("/dead/retry-all", action(retry_all), methods=["POST"]),
+        Route("/dead/purge", purge_confirm),
+        Route("/dead/purge", action(purge), methods=["POST"]),
+        Route("/lookup", lookup),
+        Route("/sqs", sqs),
+        Route("/metrics", metrics),
+        Route("/login", login_page),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout_endpoint, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={BridgeError: bridge_error, RedisError: redis_error})
+    return Guard(app, security)
