@@ -3,14 +3,17 @@ real ``celery worker`` and ``celery beat`` processes.
 
 One dashboard server per mode for the whole module (normal, read-only, with a login token) and one
 browser: the pages are checked against ``jobs stats --json`` and Redis, each action is clicked and
-its effect read back from Redis, and each page is saved as a screenshot under ``docs/`` (the
-README shows them).
+its effect read back from Redis, and each page is saved as a screenshot: under ``docs/`` (the
+README shows them) when ``BRIDGE_UPDATE_SCREENSHOTS=1``, else in a temporary folder, so an
+ordinary run leaves the committed pictures alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS = ROOT / "docs"
+SCRATCH = Path(tempfile.gettempdir()) / "bridge-dashboard-screenshots"
 Q = "work"
 TOKEN = "dash-t0ken-for-tests"
 
@@ -93,8 +97,11 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+    folder = DOCS if os.environ.get("BRIDGE_UPDATE_SCREENSHOTS") == "1" else SCRATCH
+    folder.mkdir(exist_ok=True)
+    path = folder / f"dashboard-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000  # a rendered page, not an empty one
 
 
 def jobs_stats(server: Server, queues: str) -> dict[str, dict[str, int]]:
