@@ -283,9 +283,10 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
     # -- login --------------------------------------------------------------------
 
     def _next(request: Request, value: str | None) -> str:
-        # Only a path of this dashboard: a login must not redirect to another site.
+        # Only a path of this dashboard: a login must not redirect to another site ("//host" and
+        # "/\\host" are other sites to a browser, which reads a backslash as a slash).
         target = value or "/"
-        return target if target.startswith("/") and not target.startswith("//") else "/"
+        return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
 
     def login_page(request: Request) -> Response:
         if security.token is None:

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -361,6 +362,14 @@ def test_a_token_requires_a_login_for_every_page_and_metrics(dashboards, page, r
     submit(page, page.locator("button", has_text="log out"))
     page.goto(url + "/")
     assert page.url.startswith(url + "/login")
+
+    # A login never sends the browser to another site, however "next" is spelled.
+    for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        page.goto(url + "/login?next=" + urllib.parse.quote(elsewhere, safe=""))
+        page.fill("input[name=token]", TOKEN)
+        submit(page, page.locator("button", has_text="log in"))
+        assert page.url == url + "/", elsewhere
+        submit(page, page.locator("button", has_text="log out"))
 
 
 def test_a_non_loopback_host_without_a_token_is_refused(server) -> None:
