@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge.cli.dashboard import reads
+from bridge.cli.dashboard.display import Pager, chart, offset_of, relative, shown, when, when_dt
 from bridge.cli.dashboard.security import AUTH_COOKIE, Guard, Security, login_proof
 from bridge.cli.metrics import CONTENT_TYPE, registry_of, render
 from bridge.core.redact import redact
@@ -49,58 +50,6 @@ CSRF_REFUSED = "refused: the form's CSRF token is missing or wrong (reload the p
 LOGIN_FAILURE_DELAY_S = 0.5
 
 
-def _shown(value: object) -> str:
-    """Text from the app or its jobs as a page shows it: secrets masked (Jinja2 escapes HTML)."""
-    return redact("" if value is None else str(value))
-
-
-def _when(ms: int | float | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _datetime(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _relative(ms: int, now_ms: int) -> str:
-    """``in 3 min`` / ``12 s ago``."""
-    delta = (ms - now_ms) / 1000
-    span = abs(delta)
-    if span < 90:
-        text = f"{span:.0f} s"
-    elif span < 90 * 60:
-        text = f"{span / 60:.0f} min"
-    elif span < 36 * 3600:
-        text = f"{span / 3600:.0f} h"
-    else:
-        text = f"{span / 86400:.0f} days"
-    return f"in {text}" if delta >= 0 else f"{text} ago"
-
-
-def _chart(rates: Sequence[Any], width: int = 600, height: int = 120) -> dict[str, Any]:
-    """Polyline points of the per-minute series, scaled into a ``width`` x ``height`` box."""
-    peak = max([1, *(max(r.added, r.done, r.failed) for r in rates)])
-    step = width / max(1, len(rates) - 1)
-
-    def points(series: str) -> str:
-        return " ".join(
-            f"{i * step:.1f},{height - getattr(r, series) * height / peak:.1f}" for i, r in enumerate(rates)
-        )
-
-    totals = {s: sum(getattr(r, s) for r in rates) for s in ("added", "done", "failed")}
-    return {"width": width, "height": height, "peak": peak, "totals": totals,
-            "series": {s: points(s) for s in ("added", "done", "failed")}}  # fmt: skip
-
-
-def _offset(request: Request) -> int:
-    try:
-        return max(0, int(request.query_params.get("offset", "0")))
-    except ValueError:
-        return 0
-
-
 def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -> Any:
     """The dashboard of ``bridge``: an ASGI app (Starlette behind the guard of ``security``)."""
     env = Environment(
@@ -109,7 +58,8 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(shown=_shown, when=_when, dt=_datetime, relative=_relative)
+    env.filters.update(shown=shown, when=when, dt=when_dt, relative=relative)
+    env.globals["pager"] = Pager
     backend = reads.redis_backend(bridge)
     sqs_url = bridge.settings.sqs_queue_url if backend is None else None
     # Repeats per queue, counted at most every REPEAT_COUNT_TTL_S (the count reads every repeat:
@@ -164,7 +114,7 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
 
         counts = _counts()
         rates = read_rates(backend.client, backend.key(""))
-        return {"counts": counts, "chart": _chart(rates), "updated": _when(reads.now_ms())}
+        return {"counts": counts, "chart": chart(rates), "updated": when(reads.now_ms())}
 
     def overview(request: Request) -> Response:
         if backend is None and sqs_url:
@@ -179,11 +129,11 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         redis_backend = needs_redis()
         names = reads.queues_of(bridge, queues)
         queue = request.query_params.get("queue") or (names[0] if names else "celery")
-        listing = reads.delayed_page(redis_backend, queue, _offset(request))
+        listing = reads.delayed_page(redis_backend, queue, offset_of(request.query_params.get("offset")))
         return page(request, "delayed.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def repeats(request: Request) -> Response:
-        offset = _offset(request)
+        offset = offset_of(request.query_params.get("offset"))
         shown, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
         return page(request, "repeats.html", repeats=shown, total=total, offset=offset,
                     page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
@@ -192,7 +142,7 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         redis_backend = needs_redis()
         names = reads.queues_of(bridge, queues)
         queue = request.query_params.get("queue") or (names[0] if names else "celery")
-        listing = reads.dead_page(redis_backend, queue, _offset(request))
+        listing = reads.dead_page(redis_backend, queue, offset_of(request.query_params.get("offset")))
         return page(request, "dead.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def purge_confirm(request: Request) -> Response:
