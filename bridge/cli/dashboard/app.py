@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge.cli.dashboard import reads
+from bridge.cli.dashboard.display import Pager, chart, offset_of, relative, shown, when, when_dt
 from bridge.cli.dashboard.security import AUTH_COOKIE, Guard, Security, login_proof
 from bridge.cli.metrics import CONTENT_TYPE, registry_of, render
 from bridge.core.redact import redact
@@ -38,6 +39,7 @@ from bridge.stats import collect
 if TYPE_CHECKING:
     from bridge.bridge import Bridge
     from bridge.redis.backend import RedisBackend
+    from bridge.redis.deadletters import DeadLetters
 
 __all__ = ["create_app"]
 
@@ -49,56 +51,8 @@ CSRF_REFUSED = "refused: the form's CSRF token is missing or wrong (reload the p
 LOGIN_FAILURE_DELAY_S = 0.5
 
 
-def _shown(value: object) -> str:
-    """Text from the app or its jobs as a page shows it: secrets masked (Jinja2 escapes HTML)."""
-    return redact("" if value is None else str(value))
-
-
-def _when(ms: int | float | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _datetime(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _relative(ms: int, now_ms: int) -> str:
-    """``in 3 min`` / ``12 s ago``."""
-    delta = (ms - now_ms) / 1000
-    span = abs(delta)
-    if span < 90:
-        text = f"{span:.0f} s"
-    elif span < 90 * 60:
-        text = f"{span / 60:.0f} min"
-    elif span < 36 * 3600:
-        text = f"{span / 3600:.0f} h"
-    else:
-        text = f"{span / 86400:.0f} days"
-    return f"in {text}" if delta >= 0 else f"{text} ago"
-
-
-def _chart(rates: Sequence[Any], width: int = 600, height: int = 120) -> dict[str, Any]:
-    """Polyline points of the per-minute series, scaled into a ``width`` x ``height`` box."""
-    peak = max([1, *(max(r.added, r.done, r.failed) for r in rates)])
-    step = width / max(1, len(rates) - 1)
-
-    def points(series: str) -> str:
-        return " ".join(
-            f"{i * step:.1f},{height - getattr(r, series) * height / peak:.1f}" for i, r in enumerate(rates)
-        )
-
-    totals = {s: sum(getattr(r, s) for r in rates) for s in ("added", "done", "failed")}
-    return {"width": width, "height": height, "peak": peak, "totals": totals,
-            "series": {s: points(s) for s in ("added", "done", "failed")}}  # fmt: skip
-
-
-def _offset(request: Request) -> int:
-    try:
-        return max(0, int(request.query_params.get("offset", "0")))
-    except ValueError:
-        return 0
+class PageUnavailable(Exception):
+    """A page that reads what this app's backend does not keep: answered 404, saying where to look."""
 
 
 def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -> Any:
@@ -109,9 +63,15 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(shown=_shown, when=_when, dt=_datetime, relative=_relative)
+    env.filters.update(shown=shown, when=when, dt=when_dt, relative=relative)
+    env.globals["pager"] = Pager
     backend = reads.redis_backend(bridge)
     sqs_url = bridge.settings.sqs_queue_url if backend is None else None
+    # Dead letters the bridge keeps and can list (Redis, embedded, and the guard store of another
+    # broker such as RabbitMQ); None on SQS, where the queue's own DLQ holds them.
+    letters = bridge.dead_letters
+    # The counts of jobs stats (Redis, embedded, another broker); SQS has its own page instead.
+    counted = not sqs_url
     # Repeats per queue, counted at most every REPEAT_COUNT_TTL_S (the count reads every repeat:
     # about 45 ms of Redis's time with 10,000; repeats change seldom, the overview polls often).
     repeat_counts: dict[str, Any] = {"at": float("-inf"), "value": {}}
@@ -134,7 +94,8 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         body = env.get_template(template).render(
             request=request, csrf=request.state.csrf, read_only=security.read_only,
             login=security.token is not None, logged_in=request.state.logged_in,
-            redis=backend is not None, sqs=bool(sqs_url), flash=unquote(flash) if flash else None,
+            redis=backend is not None, sqs=bool(sqs_url), counted=counted, letters=letters is not None,
+            flash=unquote(flash) if flash else None,
             broker=redact(str(bridge.app.conf.broker_url or "")), **context,
         )  # fmt: skip
         response = HTMLResponse(body, status_code=status)
@@ -150,24 +111,46 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         response.set_cookie(FLASH_COOKIE, quote(message), max_age=60, httponly=True, samesite="strict")
         return response
 
-    def needs_redis() -> RedisBackend:
+    def unavailable(what: str) -> PageUnavailable:
+        """Why ``what`` cannot be shown for this app, and where to look instead."""
+        if sqs_url:
+            return PageUnavailable(
+                f"{what}: not available on the SQS backend. SQS itself holds this app's jobs, delayed "
+                "ones and dead letters (in its dead-letter queue) included, and lists none of them; the "
+                "SQS page shows the approximate counts of the queue and of its dead-letter queue."
+            )
+        broker = redact(str(bridge.app.conf.broker_url))
+        return PageUnavailable(
+            f"{what}: not available on the broker backend ({broker}): this page "
+            "reads the queues the bridge keeps in Redis. The overview shows this broker's counts "
+            "(delayed jobs included), and the dead letters page its dead letters."
+        )
+
+    def needs_redis(what: str) -> RedisBackend:
         if backend is None:
-            raise InvalidInput("page", "this backend keeps its queues outside Redis: see the SQS page.")
+            raise unavailable(what)
         return backend
+
+    def needs_letters() -> DeadLetters:
+        if letters is None:
+            raise unavailable("Dead letters")
+        return letters
 
     # -- pages ------------------------------------------------------------------
 
     def overview_data() -> dict[str, Any]:
-        if backend is None:
+        if not counted:
             return {"counts": None, "chart": None}
-        from bridge.redis.rates import read_rates
+        data = {"counts": _counts(), "chart": None, "updated": when(reads.now_ms()),
+                "delayed_link": backend is not None, "failed_link": letters is not None}  # fmt: skip
+        if backend is not None:  # the per-minute counters are kept by the Redis backend only
+            from bridge.redis.rates import read_rates
 
-        counts = _counts()
-        rates = read_rates(backend.client, backend.key(""))
-        return {"counts": counts, "chart": _chart(rates), "updated": _when(reads.now_ms())}
+            data["chart"] = chart(read_rates(backend.client, backend.key("")))
+        return data
 
     def overview(request: Request) -> Response:
-        if backend is None and sqs_url:
+        if not counted:
             return RedirectResponse("/sqs", status_code=303)
         return page(request, "overview.html", **overview_data())
 
@@ -176,37 +159,36 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         return HTMLResponse(body)
 
     def delayed(request: Request) -> Response:
-        redis_backend = needs_redis()
+        redis_backend = needs_redis("Delayed jobs")
         names = reads.queues_of(bridge, queues)
         queue = request.query_params.get("queue") or (names[0] if names else "celery")
-        listing = reads.delayed_page(redis_backend, queue, _offset(request))
+        listing = reads.delayed_page(redis_backend, queue, offset_of(request.query_params.get("offset")))
         return page(request, "delayed.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def repeats(request: Request) -> Response:
-        offset = _offset(request)
-        shown, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
-        return page(request, "repeats.html", repeats=shown, total=total, offset=offset,
+        offset = offset_of(request.query_params.get("offset"))
+        listed, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
+        return page(request, "repeats.html", repeats=listed, total=total, offset=offset,
                     page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
 
     def dead(request: Request) -> Response:
-        redis_backend = needs_redis()
+        dead_letters = needs_letters()
         names = reads.queues_of(bridge, queues)
         queue = request.query_params.get("queue") or (names[0] if names else "celery")
-        listing = reads.dead_page(redis_backend, queue, _offset(request))
+        listing = reads.dead_page(dead_letters, queue, offset_of(request.query_params.get("offset")))
         return page(request, "dead.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def purge_confirm(request: Request) -> Response:
-        redis_backend = needs_redis()
         queue = request.query_params.get("queue", "")
-        count = redis_backend.dead_letters().count(queue)
+        count = needs_letters().count(queue)
         return page(request, "purge.html", queue=queue, count=count)
 
     def lookup(request: Request) -> Response:
         params = request.query_params
         job_id, name, key = params.get("id", "").strip(), params.get("name", "").strip(), params.get("key")
+        redis_backend = needs_redis("Job lookup")
         found = None
-        if job_id or name:
-            redis_backend = needs_redis()
+        if job_id or name or key:
             if not job_id and not name:
                 raise InvalidInput("name", "give a job id, or a task name and its idempotency key.")
             target = reads.job_id_of(job_id, name, key if key else None)
@@ -219,11 +201,16 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         from bridge.sqs.admin import SqsAdmin
 
         if not sqs_url:
-            raise InvalidInput("page", "the SQS page needs the SQS backend (SQS_QUEUE_URL).")
+            raise PageUnavailable(
+                "SQS: this app's queues are not on SQS (this page needs QUEUE_BACKEND=sqs, SQS_QUEUE_URL)."
+            )
         info = SqsAdmin(bridge.settings).counts(sqs_url)
         return page(request, "sqs.html", info=info)
 
     def metrics(request: Request) -> Response:
+        if not counted:  # a scraper reads text: no HTML error page for it
+            text = "no queue metrics on the SQS backend: SQS's own (CloudWatch) metrics count the queue\n"
+            return Response(text, status_code=404, media_type="text/plain; charset=utf-8")
         return Response(render(registry), media_type=CONTENT_TYPE)
 
     # -- actions ----------------------------------------------------------------
@@ -265,19 +252,19 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
 
     def retry_one(request: Request, form: Any) -> Response:
         queue, job_id = str(form.get("queue", "")), str(form.get("id", ""))
-        retried = needs_redis().dead_letters().retry(queue, job_id)
+        retried = needs_letters().retry(queue, job_id)
         return back("/dead?" + urlencode({"queue": queue}), f"retried {retried} dead letter ({job_id})")
 
     def retry_all(request: Request, form: Any) -> Response:
         queue = str(form.get("queue", ""))
-        retried = needs_redis().dead_letters().retry(queue)
+        retried = needs_letters().retry(queue)
         return back("/dead?" + urlencode({"queue": queue}), f"retried {retried} dead letters of {queue}")
 
     def purge(request: Request, form: Any) -> Response:
         queue = str(form.get("queue", ""))
         if form.get("confirm") != "yes":
             return back("/dead/purge?" + urlencode({"queue": queue}), "confirm the purge first")
-        purged = needs_redis().dead_letters().purge(queue)
+        purged = needs_letters().purge(queue)
         return back("/dead?" + urlencode({"queue": queue}), f"purged {purged} dead letters of {queue}")
 
     # -- login --------------------------------------------------------------------
@@ -328,6 +315,9 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         status = 503 if isinstance(exc, BackendError) else 400
         return page(request, "error.html", status=status, message=str(exc))
 
+    async def page_unavailable(request: Request, exc: Exception) -> Response:
+        return page(request, "error.html", status=404, message=str(exc))
+
     async def redis_error(request: Request, exc: Exception) -> Response:
         return page(request, "error.html", status=503, message=f"Redis: {type(exc).__name__}: {exc}")
 
@@ -353,5 +343,12 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         Route("/logout", logout_endpoint, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={BridgeError: bridge_error, RedisError: redis_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            BridgeError: bridge_error,
+            RedisError: redis_error,
+            PageUnavailable: page_unavailable,
+        },
+    )
     return Guard(app, security)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.core.ids import job_id_for
 from bridge.redis.backend import RedisBackend
-from bridge.redis.deadletters import DeadLetter
+from bridge.redis.deadletters import DeadLetter, DeadLetters
 
 if TYPE_CHECKING:
     import redis
@@ -161,10 +161,10 @@ class DeadPage:
     offset: int
 
 
-def dead_page(backend: RedisBackend, queue: str, offset: int, limit: int = PAGE_SIZE) -> DeadPage:
-    """Dead letters of ``queue``, newest first, from position ``offset``."""
-    letters = backend.dead_letters()
-    with backend.client.pipeline(transaction=False) as pipe:
+def dead_page(letters: DeadLetters, queue: str, offset: int, limit: int = PAGE_SIZE) -> DeadPage:
+    """Dead letters of ``queue``, newest first, from position ``offset`` (in Redis, or in the guard
+    store of another broker)."""
+    with letters.backend.client.pipeline(transaction=False) as pipe:
         pipe.lrange(letters.key(queue), offset, offset + limit - 1)
         pipe.llen(letters.key(queue))
         raw, total = pipe.execute()

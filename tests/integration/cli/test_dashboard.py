@@ -11,57 +11,28 @@ ordinary run leaves the committed pictures alone.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import JOBS, ROOT, Server, read_ledger, wait_for
+from tests.integration.cli import dashboard_ui as ui
+from tests.integration.cli.dashboard_ui import Dashboard, flash, nav, screenshot, submit
 
 pytestmark = [pytest.mark.redis, pytest.mark.worker]
 
-CHROMIUM = Path("/usr/bin/chromium")
-DOCS = ROOT / "docs"
-SCRATCH = Path(tempfile.gettempdir()) / "bridge-dashboard-screenshots"
 Q = "work"
 TOKEN = "dash-t0ken-for-tests"
 
 
-@dataclass
-class Dashboard:
-    url: str
-    proc: subprocess.Popen[str]
-
-
 def _start(server: Server, *args: str, **env: str) -> Dashboard:
-    proc = subprocess.Popen(
-        [JOBS, "-A", "tests.apps.ledger_app", "dashboard", "--port", "0", "--queues", f"celery,{Q}", *args],
-        cwd=ROOT, env=server.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("serving http://"):
-        proc.kill()
-        raise AssertionError(f"dashboard did not start: {line}{proc.communicate(timeout=10)[1]}")
-    return Dashboard(line.split()[1].rstrip("/"), proc)
-
-
-def _stop(dashboard: Dashboard) -> None:
-    dashboard.proc.terminate()
-    try:
-        dashboard.proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        dashboard.proc.kill()
-        dashboard.proc.communicate(timeout=10)
+    return ui.start_dashboard(server.env(**env), "--queues", f"celery,{Q}", *args)
 
 
 @pytest.fixture(scope="module")
@@ -75,34 +46,7 @@ def dashboards(system_redis: Server) -> Iterator[dict[str, Dashboard]]:
         yield started
     finally:
         for dashboard in started.values():
-            _stop(dashboard)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: apt-get install chromium (.ci/run installs it)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
-
-
-def screenshot(page: Any, name: str) -> None:
-    folder = DOCS if os.environ.get("BRIDGE_UPDATE_SCREENSHOTS") == "1" else SCRATCH
-    folder.mkdir(exist_ok=True)
-    path = folder / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 5_000  # a rendered page, not an empty one
+            ui.stop_dashboard(dashboard)
 
 
 def jobs_stats(server: Server, queues: str) -> dict[str, dict[str, int]]:
@@ -118,16 +62,6 @@ def shown_counts(page: Any, queue: str) -> dict[str, int]:
     row = page.locator(f'tr[data-queue="{queue}"]')
     states = ("waiting", "active", "delayed", "scheduled", "failed")
     return {state: int(row.locator(f'td[data-state="{state}"]').inner_text()) for state in states}
-
-
-def submit(page: Any, button: Any) -> None:
-    """Click a form's button and wait for the page it leads to."""
-    with page.expect_navigation():
-        button.click()
-
-
-def flash(page: Any) -> str:
-    return str(page.locator(".flash").inner_text())
 
 
 def test_overview_matches_jobs_stats_refreshes_live_and_charts_the_last_hour(
@@ -201,6 +135,12 @@ def test_delayed_jobs_page_shows_key_and_due_time_and_cancels_one(
     assert redis_client.zcard(f"bridge:delayed:{Q}") == 2
     assert not redis_client.exists(f"bridge:guard:{jobs[0].id}")  # the key is free again
     assert page.locator("#delayed tbody tr").count() == 2
+    assert nav(page) == ["Overview", "Delayed", "Repeats", "Dead letters", "Job lookup"]  # no SQS on Redis
+
+    page.goto(f"{dashboards['plain'].url}/delayed?queue={Q}&offset=50")  # an old link, past the end
+    assert page.locator(".pager").inner_text().startswith("past the end (2 in all)")
+    assert page.locator(".pager a[rel=prev]").get_attribute("href") == f"?queue={Q}&offset=0"
+    assert page.locator("#delayed tbody tr", has_text="no delayed jobs").count() == 1
 
 
 def test_repeats_page_shows_runs_from_beat_runs_one_now_and_cancels(
@@ -301,6 +241,10 @@ def test_job_lookup_by_key_and_by_id(dashboards, page, start_worker, make_bridge
     page.goto(f"{url}/lookup?id={dead.id}")
     assert page.locator("#status").inner_text() == "dead"
     assert "cannot process broke" in page.locator("table.facts").inner_text()
+
+    answer = page.goto(f"{url}/lookup?key=lk")  # a key without its task name: said, not ignored
+    assert answer.status == 400
+    assert page.locator(".error").inner_text().startswith("name: give a job id, or a task name")
 
 
 def test_a_forged_post_is_refused_and_read_only_shows_and_takes_no_action(
