@@ -39,8 +39,14 @@ therefore sends none of those acks: it owes them instead, as an ack for a job
 that succeeded and as a restore (back to the head of its queue, as kombu does
 when it closes a channel) for any other.
 
-While messages keep coming, each costs one round trip (the take), where kombu
-spends two (``BRPOP``, then the unacked record). Nothing else changes: kombu's
+Acks ride with takes. In a worker (the consumer bootstep sets ``ride_acks``), an ack
+sent from the event loop between fetches is not sent on its own: it waits for the
+channel's next take, which removes it in the same script call, and the loop sends that
+take at once (the ack freed a prefetch slot). Before the channel waits for a message or
+closes, the acks still waiting are sent as kombu sends them; an ack whose take failed on
+the way is owed, as above. While messages keep coming, each job then costs one round
+trip (the take, carrying the previous job's ack), where kombu spends three (``BRPOP``,
+the unacked record, the ack). Nothing else changes: kombu's
 poller, credit pausing, health checks, acks, rejects and restores all work on
 the same keys as before. Servers without ``BLMOVE`` (Redis < 6.2) or without
 script permission fall back to kombu's ``BRPOP``, with a warning.
@@ -51,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from time import monotonic, time
 from typing import Any
@@ -60,6 +67,7 @@ __all__ = [
     "ack",
     "brpop_read",
     "brpop_start",
+    "flush_acks",
     "forget",
     "held_through_close",
     "state_of",
@@ -70,11 +78,16 @@ __all__ = [
 logger = logging.getLogger("bridge.reliable_fetch")
 
 # KEYS: the candidate lists in kombu's order, then unacked (hash) and unacked_index (zset).
-# ARGV: the number of candidate lists, the worker's clock (kombu scores unacked with it).
+# ARGV: the number of candidate lists, the worker's clock (kombu scores unacked with it), then
+# the delivery tags of the acks that ride along (each removed as kombu's ack removes it).
 # Returns {position, item, recorded}: recorded is 0 for an item that is not a kombu
 # message (the worker rejects it; there is no delivery tag to record it under).
 TAKE_SCRIPT = """
 local n = tonumber(ARGV[1])
+for j = 3, #ARGV do
+  redis.call('ZREM', KEYS[n + 2], ARGV[j])
+  redis.call('HDEL', KEYS[n + 1], ARGV[j])
+end
 for i = 1, n do
   local item = redis.call('RPOP', KEYS[i])
   if item then
@@ -139,6 +152,12 @@ class _Fetch:
     # was read on (a reconnect gives the same connection object a new id).
     client_id: int | None = None
     client_sock: Any = None
+    # Acks waiting for this channel's next take, which carries them (see ack()): (tag, score).
+    # Only the thread that fetches (the worker's event loop) defers an ack, so no lock is needed.
+    pending_acks: list[tuple[str, str]] = field(default_factory=list)
+    loop_thread: int | None = None  # the thread that sends the fetch commands
+    riding: list[tuple[str, str]] = field(default_factory=list)  # the acks the pending take carries
+    in_flight: bool = False  # a fetch command is sent and its reply not read yet
 
 
 @dataclass
@@ -170,11 +189,14 @@ def _prefixed(channel: Any, keys: list[str]) -> list[str]:
 
 
 def _take_args(channel: Any, keys: list[str]) -> list[Any]:
-    """EVALSHA's arguments for a take; the score it writes is kept for the acks to come."""
+    """EVALSHA's arguments for a take, with the acks waiting for it; the score it writes is kept."""
     state = state_of(channel)
     state.score = repr(time())
+    if state.pending_acks:
+        state.riding += state.pending_acks
+        state.pending_acks = []
     lists = _prefixed(channel, [*keys, channel.unacked_key, channel.unacked_index_key])
-    return [TAKE_SHA, len(lists), *lists, len(keys), state.score]
+    return [TAKE_SHA, len(lists), *lists, len(keys), state.score, *[tag for tag, _ in state.riding]]
 
 
 def _waited_queue(channel: Any) -> str:
@@ -223,10 +245,12 @@ def brpop_start(self: Any, timeout: float | None = None) -> None:
     if timeout is None:
         # kombu 5.6 made it a transport option; before, kombu's own fetch waited 1 s.
         timeout = getattr(self, "brpop_timeout", 1)
+    state = state_of(self)
+    state.loop_thread = threading.get_ident()
     queues = self._queue_cycle.consume(len(self.active_queues))
     if not queues:
+        flush_acks(self)
         return
-    state = state_of(self)
     state.keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
     connection = self.client.connection
     if _owed:
@@ -242,13 +266,20 @@ def brpop_start(self: Any, timeout: float | None = None) -> None:
 def _send(channel: Any, state: _Fetch, connection: Any, sent: str, command: list[Any]) -> None:
     """Send a fetch command and mark the channel in poll, as kombu's own ``_brpop_start`` does."""
     state.sent = sent
+    state.in_flight = True
     channel._in_poll = connection
     channel._brpop_sent_at = monotonic()
-    connection.send_command(*command)
+    try:
+        connection.send_command(*command)
+    except channel.connection_errors as exc:
+        state.in_flight = False
+        _owe_riding(state, exc)
+        raise
 
 
 def _send_wait(channel: Any, state: _Fetch, connection: Any, timeout: float) -> None:
     """Block on one list until it holds a message (the doorbell unblocks it for the others)."""
+    flush_acks(channel)  # an idle channel's acks do not wait for the next message
     waited = _prefixed(channel, [_wait_key(channel, state)])[0]
     _send(channel, state, connection, "wait", ["BLMOVE", waited, waited, "RIGHT", "RIGHT", timeout or 0])
 
@@ -278,9 +309,12 @@ def brpop_read(self: Any, **options: Any) -> bool:
             elif state.sent == "take" and not reply and not closing:
                 reply = _take_now(self, connection, state.keys)
                 wait_next = not reply
-        except self.connection_errors:
+            state.in_flight = False
+        except self.connection_errors as exc:
             # Disconnect, so the next iteration reconnects (as kombu's own read does).
+            state.in_flight = False
             connection.disconnect()
+            _owe_riding(state, exc)
             raise
         except self.ResponseError as exc:
             _on_response_error(self, state, connection, exc)
@@ -315,7 +349,10 @@ def brpop_read(self: Any, **options: Any) -> bool:
 def _read_reply(channel: Any, state: _Fetch, connection: Any, **options: Any) -> Any:
     """The pending command's reply; a take the server had no script for is taken again at once."""
     try:
-        return channel.client.parse_response(connection, state.sent.upper(), **options)
+        reply = channel.client.parse_response(connection, state.sent.upper(), **options)
+        if state.sent == "take":
+            state.riding = []  # the take ran, and its acks with it
+        return reply
     except channel.ResponseError as exc:
         if state.sent != "take" or not _no_script(exc):
             raise
@@ -325,15 +362,19 @@ def _read_reply(channel: Any, state: _Fetch, connection: Any, **options: Any) ->
 
 
 def _take_now(channel: Any, connection: Any, keys: list[str]) -> Any:
+    state = state_of(channel)
     connection.send_command("EVALSHA", *_take_args(channel, keys))
     try:
-        return channel.client.parse_response(connection, "EVALSHA")
+        reply = channel.client.parse_response(connection, "EVALSHA")
     except channel.ResponseError as exc:
         if not _no_script(exc):
             raise
-    _load_take_script(channel, connection)
-    connection.send_command("EVALSHA", *_take_args(channel, keys))
-    return channel.client.parse_response(connection, "EVALSHA")
+        # NOSCRIPT ran nothing, its acks included: they ride again with the retry.
+        _load_take_script(channel, connection)
+        connection.send_command("EVALSHA", *_take_args(channel, keys))
+        reply = channel.client.parse_response(connection, "EVALSHA")
+    state.riding = []
+    return reply
 
 
 def _load_take_script(channel: Any, connection: Any) -> None:
@@ -488,6 +529,13 @@ def ack(qos: Any, delivery_tag: str, kombu_ack: Any) -> None:
             _owe(delivery_tag, score, _ack_or_restore(qos, delivery_tag), "its connection was lost")
         virtual.QoS.ack(qos, delivery_tag)  # otherwise kombu's sweep hands it out again
         return
+    if score is not None and _can_ride(qos.channel):
+        # The ack rides with the channel's next take (the event loop sends one as soon as this
+        # frees a prefetch slot, or sends it at once before the channel waits or closes):
+        # one round trip per job instead of two. Only the thread that fetches defers.
+        state_of(qos.channel).pending_acks.append((delivery_tag, score))
+        virtual.QoS.ack(qos, delivery_tag)
+        return
     try:
         kombu_ack(delivery_tag)
     except qos.channel.connection_errors as exc:
@@ -496,6 +544,46 @@ def ack(qos: Any, delivery_tag: str, kombu_ack: Any) -> None:
         why = f"{type(exc).__name__}: Redis unreachable"
         _owe(delivery_tag, score, _ack_or_restore(qos, delivery_tag), why)
         virtual.QoS.ack(qos, delivery_tag)  # so closing the channel does not requeue it too
+
+
+def _can_ride(channel: Any) -> bool:
+    """Whether an ack can wait for the channel's next take: sent from the fetching thread, between
+    fetches, on a channel that takes with the script and is neither closing nor idle."""
+    state = state_of(channel)
+    return (
+        getattr(channel, "ride_acks", False)
+        and state.loop_thread == threading.get_ident()
+        and not state.in_flight
+        and state.sent in ("take", "wait")
+        and not state.brpop_only
+        and not getattr(channel, "_closing", False)
+        and bool(channel.__dict__.get("_acked_consumers"))
+    )
+
+
+def flush_acks(channel: Any) -> None:
+    """Send the acks waiting for a take now, as kombu sends an ack (owed if Redis is unreachable)."""
+    state = state_of(channel)
+    if not state.pending_acks:
+        return
+    acks, state.pending_acks = state.pending_acks, []
+    qos = channel.qos
+    try:
+        with qos.pipe_or_acquire() as pipe:
+            for tag, _ in acks:
+                qos._remove_from_indices(tag, pipe)
+            pipe.execute()
+    except channel.connection_errors as exc:
+        for tag, score in acks:
+            _owe(tag, score, "ack", f"{type(exc).__name__}: Redis unreachable")
+
+
+def _owe_riding(state: _Fetch, exc: BaseException) -> None:
+    """The take that carried acks failed on the way: whether they landed is unknown, so they are owed."""
+    # The acks waiting for a take are owed too: the connection they would have gone on is gone.
+    riding, state.riding, state.pending_acks = [*state.riding, *state.pending_acks], [], []
+    for tag, score in riding:
+        _owe(tag, score, "ack", f"{type(exc).__name__}: Redis unreachable")
 
 
 def held_through_close(qos: Any) -> list[str]:

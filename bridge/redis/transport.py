@@ -103,6 +103,10 @@ class BridgeChannelMixin:
     QoS = BridgeQoS
     #: The app's rejected messages (set by its worker's consumer bootstep, :func:`use_rejects`).
     rejects: Any = None
+    #: Whether an ack may wait for the channel's next take (:func:`bridge.redis.fetch.ack`): set by
+    #: the worker's consumer bootstep, since a Celery worker's event loop fetches again at once.
+    #: Any other consumer of these classes (kombu's own suite, a script) acks at once, as kombu does.
+    ride_acks = False
     #: How long the lock of kombu's restore sweep outlives a worker killed while sweeping.
     #: kombu's 300 s kept a killed worker's jobs from coming back for five minutes, whatever
     #: the visibility timeout; a sweep takes milliseconds, and two that overlap restore each
@@ -138,6 +142,7 @@ class BridgeChannelMixin:
 
     def close(self) -> None:
         bell.close_bell(self)  # the doorbell's connection is the channel's own, not the pool's
+        fetch.flush_acks(self)  # before kombu's close puts back what is still unacked
         super().close()  # type: ignore[misc]
 
     def _connparams(self, asynchronous: bool = False) -> Any:
@@ -230,5 +235,6 @@ def install_transport(app: Celery) -> None:
         def __init__(self, parent: Any, **kwargs: Any) -> None:
             super().__init__(parent, **kwargs)
             select_transport(parent.app.conf)
+            BridgeChannelMixin.ride_acks = True
 
     app.steps["consumer"].add(BridgeTransport)

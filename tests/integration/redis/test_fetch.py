@@ -196,3 +196,29 @@ def test_a_job_running_when_the_connection_drops_and_redis_stays_up_is_not_put_b
     assert [line["id"] for line in read_ledger(redis_client)] == [job.id]
     assert redis_client.llen("test:deliveries") == 1, worker.tail()
     assert redis_client.llen("celery") == 0
+
+
+def test_acks_ride_with_the_next_take_and_none_is_left_behind(private_redis, start_worker_at):
+    """A busy worker's ack goes out with its next take: one round trip per job, and no job runs twice."""
+    client = private_redis.client()  # a server of its own: its command counts are this worker's alone
+    server = Server("redis", private_redis.url)
+    bridge = producer(server)
+    jobs = 300
+    try:
+        bridge.queue.add_bulk([("ledger.record", {"key": f"ride-{n}"}) for n in range(jobs)])
+        client.config_resetstat()
+        worker = start_worker_at(server, "w1")
+        assert wait_for(lambda: client.llen("test:ledger") == jobs, timeout=120), worker.tail()
+        assert wait_for(lambda: client.hlen("unacked") == 0, timeout=30)  # every ack landed
+        assert client.zcard("unacked_index") == 0
+        time.sleep(1.0)
+        assert sorted(line["key"] for line in read_ledger(client)) == sorted(f"ride-{n}" for n in range(jobs))
+        # kombu sends each ack as its own MULTI/EXEC (ZREM, HDEL), as Celery's result backend
+        # sends each state (SETEX, PUBLISH): what is not a result is an ack sent on its own.
+        stats = {name: value["calls"] for name, value in client.info("commandstats").items()}
+        separate_acks = stats.get("cmdstat_exec", 0) - stats.get("cmdstat_setex", 0)
+        assert stats.get("cmdstat_zrem", 0) >= jobs  # every job was acked...
+        assert separate_acks < jobs // 10, stats  # ...nearly all of them with a take
+    finally:
+        bridge.close()
+        client.close()
