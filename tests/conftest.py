@@ -29,7 +29,7 @@ from celery import Celery
 
 from bridge import Bridge, Settings, celeryconfig
 from bridge.core.connect import redis_client as client_for
-from tests.redis_server import RedisServerProcess
+from tests.redis_server import RedisServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -319,33 +319,33 @@ class MotoSqs:
         return Settings(**values)
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoSqs]:
-    """Start moto's server (``moto[server]``) on a free 127.0.0.1 port for the session."""
-    import socket
+def start_moto(command: list[str], what: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a moto server (``command``, the port appended) on a free port; wait until it answers."""
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        proc = subprocess.Popen([sys.executable, *command, str(port)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     except OSError:
-        _service_missing("moto's SQS server (pip install 'moto[server]')")
+        _service_missing(f"{what} (pip install 'moto[server]')")
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            break
+            return proc, endpoint
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                _service_missing(f"moto's SQS server on {endpoint}")
+                _service_missing(f"{what} on {endpoint}")
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoSqs]:
+    """Start moto's server (``moto[server]``) on a free 127.0.0.1 port for the session."""
+    proc, endpoint = start_moto(["-m", "moto.server", "-H", "127.0.0.1", "-p"], "moto's SQS server")
     yield MotoSqs(endpoint)
     proc.terminate()
     proc.wait(10)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,28 +9,14 @@ from pathlib import Path
 import pytest
 
 from bridge.dynamodb.table import DynamoTable
-from tests.conftest import ROOT, MotoSqs
+from tests.conftest import MotoSqs, start_moto
 from tests.integration.sqs.aws_only import TABLE, AwsOnly
-from tests.redis_server import free_port
 
 
 @pytest.fixture(scope="session")
 def serial_moto() -> Iterator[str]:
     """A moto server of its own for DynamoDB, answering one request at a time (see tests/serial_moto.py)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.serial_moto", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto's server for DynamoDB did not start on {endpoint}")
-            time.sleep(0.1)
+    proc, endpoint = start_moto(["-m", "tests.serial_moto"], "moto's server for DynamoDB")
     yield endpoint
     proc.terminate()
     proc.wait(10)
