@@ -101,8 +101,8 @@ def encode_payload(data: object) -> tuple[dict[str, Any], str]:
             )
     try:
         encoded = _encode_json(data)
-        # Flat data of JSON scalars comes back from JSON unchanged (floats print exactly,
-        # and NaN and infinities were refused above); only anything else needs the check.
+        # Flat data of JSON scalars comes back from JSON unchanged (floats print exactly, and
+        # the encoder refuses NaN and infinities); only anything else needs the round trip.
         changed = not all(type(v) in _JSON_SCALARS for v in data.values()) and json.loads(encoded) != data
     except RecursionError:
         raise InvalidPayload(

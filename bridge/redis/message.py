@@ -247,19 +247,18 @@ class CeleryMessageBuilder:
         if len(parts) != 2 * 8 + 1:  # 8 slots (the id fills 3); any other count: a marker collided
             return None
         info = props["delivery_info"]
-        template_commands = tuple(
-            (
-                c,
-                self.prefix + str(k) if c.upper() in _PREFIXED else str(k),
-                _PAYLOAD if v == payload else v,
-            )
-            for c, k, v in commands
-        )
         return _Template(
             payload_parts=parts,
             body_tail=body[len(_EMPTY_BODY_HEAD) :],
             body_encoding=body_encoding,
-            commands=template_commands,
+            commands=tuple(
+                (
+                    c,
+                    self.prefix + str(k) if c.upper() in _PREFIXED else str(k),
+                    _PAYLOAD if v == payload else v,
+                )
+                for c, k, v in commands
+            ),
             queue=self._queue_of(commands, info),
             exchange=info["exchange"],
             routing_key=info["routing_key"],

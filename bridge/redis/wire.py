@@ -6,10 +6,11 @@ much Python as the rest of the add. The add sends commands it packed itself and 
 replies of two kinds only, a bulk string or an error, so a few lines do the reading.
 redis-py still makes the connection (TLS, credentials, ``SELECT``, Sentinel) and sends.
 
-The one private redis-py name the bridge uses is here: ``Connection._sock``, the connected
-socket (in every redis-py release since 2.x). Its replies are read only by this module, so
-redis-py's own reply buffer stays empty; a connection that may be out of step (a timeout,
-an unexpected reply) is dropped, never reused.
+The private redis-py name this module uses is ``Connection._sock``, the connected socket (in
+every redis-py release since 2.x; the fetch and its doorbell, :mod:`bridge.redis.fetch` and
+:mod:`bridge.redis.bell`, also read it, to notice a reconnect). On the add's own connection,
+replies are read only by this module, so redis-py's own reply buffer stays empty; a
+connection that may be out of step (a timeout, an unexpected reply) is dropped, never reused.
 """
 
 from __future__ import annotations
