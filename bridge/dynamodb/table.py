@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bridge.core.aws import aws_client
 from bridge.core.redact import redact
 from bridge.errors import BackendUnavailable, ConfigError
 
@@ -77,21 +78,9 @@ class DynamoTable:
     @property
     def client(self) -> Any:
         if self._client is None:
-            try:
-                import boto3
-            except ImportError:
-                raise ConfigError("DynamoDB needs boto3: pip install 'celery-jobs-bridge[sqs]'") from None
-            kwargs: dict[str, Any] = {}
-            if self.region:
-                kwargs["region_name"] = self.region
-            if self.endpoint_url:
-                kwargs["endpoint_url"] = self.endpoint_url
-            try:
-                self._client = boto3.client("dynamodb", **kwargs)
-            except Exception as exc:  # botocore raises NoRegionError and friends here
-                raise ConfigError(
-                    f"DynamoDB client: {redact(str(exc))}. Set AWS_REGION (and credentials in the AWS chain)."
-                ) from None
+            self._client = aws_client(
+                "dynamodb", "DynamoDB", region=self.region, endpoint_url=self.endpoint_url
+            )
         return self._client
 
     @contextmanager

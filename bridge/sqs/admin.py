@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bridge.core.aws import aws_client
 from bridge.core.redact import redact
-from bridge.errors import BackendUnavailable, ConfigError, InvalidInput
+from bridge.errors import BackendUnavailable, InvalidInput
 from bridge.settings import Settings
 
 __all__ = ["QueueInfo", "SqsAdmin"]
@@ -43,23 +44,10 @@ class SqsAdmin:
 
     def __init__(self, settings: Settings, *, config: Any = None) -> None:
         """``config``: a ``botocore.config.Config`` (timeouts, retries) for the client."""
-        try:
-            import boto3
-        except ImportError:
-            raise ConfigError("SQS needs boto3: pip install 'celery-jobs-bridge[sqs]'") from None
-        kwargs: dict[str, Any] = {}
-        if settings.aws_region:
-            kwargs["region_name"] = settings.aws_region
-        if settings.aws_endpoint_url_sqs:
-            kwargs["endpoint_url"] = settings.aws_endpoint_url_sqs
-        if config is not None:
-            kwargs["config"] = config
-        try:
-            self.client = boto3.client("sqs", **kwargs)
-        except Exception as exc:  # botocore raises NoRegionError and friends here
-            raise ConfigError(
-                f"SQS client: {redact(str(exc))}. Set AWS_REGION (and credentials in the AWS chain)."
-            ) from None
+        self.client = aws_client(
+            "sqs", "SQS", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url_sqs,
+            config=config,
+        )  # fmt: skip
 
     @contextmanager
     def _aws(self, what: str, url: str) -> Iterator[None]:

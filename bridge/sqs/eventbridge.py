@@ -28,9 +28,10 @@ from typing import Any
 
 from celery import Celery
 
+from bridge.core.aws import aws_client
 from bridge.core.repeats import RepeatScheduler, RepeatSpec
 from bridge.core.timetable import Timetable
-from bridge.errors import BackendUnavailable, ConfigError, InvalidSchedule
+from bridge.errors import BackendUnavailable, InvalidSchedule
 from bridge.settings import Settings
 from bridge.sqs.iam import arn_of
 from bridge.sqs.runs import RUN_TASK
@@ -133,17 +134,10 @@ class EventBridgeScheduler(RepeatScheduler):
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-
-            kwargs: dict[str, Any] = {}
-            if self.settings.aws_region:
-                kwargs["region_name"] = self.settings.aws_region
-            if self.settings.aws_endpoint_url_scheduler:
-                kwargs["endpoint_url"] = self.settings.aws_endpoint_url_scheduler
-            try:
-                self._client = boto3.client("scheduler", **kwargs)
-            except Exception as exc:  # botocore raises NoRegionError and friends here
-                raise ConfigError(f"EventBridge Scheduler client: {exc}. Set AWS_REGION.") from None
+            self._client = aws_client(
+                "scheduler", "EventBridge Scheduler", region=self.settings.aws_region,
+                endpoint_url=self.settings.aws_endpoint_url_scheduler,
+            )  # fmt: skip
         return self._client
 
     def _aws(self, what: str, exc: Exception) -> BackendUnavailable:
