@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,6 +80,7 @@ class Bridge:
             else self.settings.jobs_queue_name
         )
         self._store: redis.Redis | DynamoStore | None = None
+        self._store_lock = threading.Lock()  # threads racing for the first lock make one client
         self.key_prefix = global_keyprefix(app.conf)  # before the keys of locks and @idempotent
         self.jobs = Jobs(app, self.jobs_backend, self.jobs_queue)
         self.dead_letters: DeadLetters | None = self.backend.dead_letters()
@@ -94,20 +96,25 @@ class Bridge:
     @property
     def store(self) -> redis.Redis | DynamoStore:
         """The store of locks and idempotency guards (``LOCK_BACKEND``): shared by every process."""
-        if self._store is None and self.settings.lock_backend == "dynamodb":
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = self._connect_store()
+        return self._store
+
+    def _connect_store(self) -> redis.Redis | DynamoStore:
+        if self.settings.lock_backend == "dynamodb":
             from bridge.dynamodb.store import DynamoStore
             from bridge.dynamodb.table import DynamoTable
 
-            self._store = DynamoStore(DynamoTable.of(self.settings))
-        if self._store is None:
-            from bridge.embedded.server import shared_store_url
+            return DynamoStore(DynamoTable.of(self.settings))
+        from bridge.embedded.server import shared_store_url
 
-            redis_url = self.settings.redis_url if self.settings.lock_backend == "redis" else None
-            self._store = redis_client(
-                shared_store_url(redis_url, self.settings.bridge_home),
-                sentinel_master=self.settings.redis_sentinel_master,
-            )
-        return self._store
+        redis_url = self.settings.redis_url if self.settings.lock_backend == "redis" else None
+        return redis_client(
+            shared_store_url(redis_url, self.settings.bridge_home),
+            sentinel_master=self.settings.redis_sentinel_master,
+        )
 
     def lock(
         self, name: str, *, ttl_ms: int, blocking: bool = True, timeout_ms: int | None = None,

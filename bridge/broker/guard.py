@@ -9,6 +9,7 @@ such a broker cannot keep: delayed jobs, tombstones, repeats.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -34,24 +35,30 @@ class GuardStore:
         self.settings = settings
         self.broker = broker  # named in the warning: "SQS", "the broker"
         self._client: redis.Redis | None = None
+        self._client_lock = threading.Lock()  # producer threads racing for the first add make one client
         self._url = ""
 
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            from bridge.embedded.server import shared_store_url
-
-            redis_url = self.settings.redis_url if self.settings.guard_store == "redis" else None
-            if not redis_url:
-                logger.warning(
-                    "bridge: no REDIS_URL, so %s dedupe guards, repeats and locks live in the embedded "
-                    "server of this machine only; set REDIS_URL (or, on SQS, GUARD_STORE=dynamodb) to "
-                    "share them between machines",
-                    self.broker,
-                )
-            self._url = shared_store_url(redis_url, self.settings.bridge_home)
-            self._client = redis_client(self._url, sentinel_master=self.settings.redis_sentinel_master)
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._connect()
         return self._client
+
+    def _connect(self) -> redis.Redis:
+        from bridge.embedded.server import shared_store_url
+
+        redis_url = self.settings.redis_url if self.settings.guard_store == "redis" else None
+        if not redis_url:
+            logger.warning(
+                "bridge: no REDIS_URL, so %s dedupe guards, repeats and locks live in the embedded "
+                "server of this machine only; set REDIS_URL (or, on SQS, GUARD_STORE=dynamodb) to "
+                "share them between machines",
+                self.broker,
+            )
+        self._url = shared_store_url(redis_url, self.settings.bridge_home)
+        return redis_client(self._url, sentinel_master=self.settings.redis_sentinel_master)
 
     @property
     def url(self) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from bridge.core.redact import redact
 from bridge.errors import ConfigError
 
 __all__ = ["aws_client"]
+
+# boto3's default session is not safe for threads making clients at once (boto3 issue #1592:
+# KeyError 'credential_provider'); clients are made rarely, so they are made one at a time.
+_CREATING = threading.Lock()
 
 
 def aws_client(
@@ -30,7 +35,8 @@ def aws_client(
     if config is not None:
         kwargs["config"] = config
     try:
-        return boto3.client(service, **kwargs)
+        with _CREATING:
+            return boto3.client(service, **kwargs)
     except Exception as exc:  # botocore raises NoRegionError and friends here
         raise ConfigError(
             f"{label} client: {redact(str(exc))}. Set AWS_REGION (and credentials in the AWS chain)."

@@ -24,6 +24,7 @@ naming the table and the AWS error code.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ class DynamoTable:
         self.region = region
         self.endpoint_url = endpoint_url
         self._client: Any = None
+        self._client_lock = threading.Lock()  # threads racing for the first call make one client
 
     @classmethod
     def of(cls, settings: Any) -> DynamoTable:
@@ -78,9 +80,11 @@ class DynamoTable:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = aws_client(
-                "dynamodb", "DynamoDB", region=self.region, endpoint_url=self.endpoint_url
-            )
+            with self._client_lock:
+                if self._client is None:
+                    self._client = aws_client(
+                        "dynamodb", "DynamoDB", region=self.region, endpoint_url=self.endpoint_url
+                    )
         return self._client
 
     @contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,15 +130,18 @@ class EventBridgeScheduler(RepeatScheduler):
         url = settings.sqs_queue_url or ""
         self.queue_arn = str(arn_of(url, field="SQS_QUEUE_URL", region=settings.aws_region))
         self._client: Any = None
+        self._client_lock = threading.Lock()  # threads racing for the first call make one client
         self._group_ready = False
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = aws_client(
-                "scheduler", "EventBridge Scheduler", region=self.settings.aws_region,
-                endpoint_url=self.settings.aws_endpoint_url_scheduler,
-            )  # fmt: skip
+            with self._client_lock:
+                if self._client is None:
+                    self._client = aws_client(
+                        "scheduler", "EventBridge Scheduler", region=self.settings.aws_region,
+                        endpoint_url=self.settings.aws_endpoint_url_scheduler,
+                    )  # fmt: skip
         return self._client
 
     def _aws(self, what: str, exc: Exception) -> BackendUnavailable:
