@@ -89,6 +89,10 @@ class JobQueue:
             BackendUnavailable: the backend could not be reached; retrying with the
                 same key is safe.
         """
+        if delay_ms is None and queue is None and priority is None and group_id is None:
+            job = self._backend.add_one(name, data, idempotency_key)  # the common add's own path
+            if job is not None:
+                return job
         request = make_request(
             name, data, idempotency_key=idempotency_key, delay_ms=delay_ms, queue=queue, priority=priority,
             group_id=group_id,

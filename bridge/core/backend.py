@@ -60,6 +60,15 @@ class QueueBackend(ABC):
         in order.
         """
 
+    def add_one(self, name: object, data: object, idempotency_key: object) -> Job | None:
+        """``queue.add(name, data, idempotency_key=...)`` with no other option, by a shorter path.
+
+        None where the backend has none for this add, before anything is checked or sent:
+        the caller then validates and calls :meth:`enqueue`. A backend that adds here
+        validates as that would, raising the same errors for the same input.
+        """
+        return None
+
     @abstractmethod
     def promote_due(self) -> float | None:
         """Move delayed jobs that are due onto their queues.

@@ -7,7 +7,7 @@ import json
 import os
 import uuid
 
-__all__ = ["job_id_for", "random_uuid"]
+__all__ = ["job_id_for", "keyed_id", "keyed_id_seed", "random_uuid"]
 
 # A fixed namespace so that (name, key) maps to the same id in every process,
 # on every machine, in every release.
@@ -24,10 +24,20 @@ def job_id_for(name: str, idempotency_key: str | None) -> str:
     """
     if idempotency_key is None:
         return random_uuid()
-    # A JSON pair is unambiguous: ("a", "b:c") and ("a:b", "c") never collide. Written as
-    # json.dumps([name, idempotency_key]) writes it (ASCII, ", "), without its overhead.
-    name_bytes = ("[" + _json_string(name) + ", " + _json_string(idempotency_key) + "]").encode()
-    return _uuid_text(hashlib.sha1(_NAMESPACE.bytes + name_bytes).digest(), 5)  # noqa: S324 - RFC 4122 UUID5
+    return keyed_id(keyed_id_seed(name), idempotency_key)
+
+
+def keyed_id_seed(name: str) -> bytes:
+    """What every keyed id of task ``name`` starts from (kept by a caller that adds often)."""
+    # The UUID5 of the JSON pair [name, key]: a JSON pair is unambiguous, ("a", "b:c") and
+    # ("a:b", "c") never collide. Written as json.dumps writes it (ASCII, ", "), without its overhead.
+    return _NAMESPACE.bytes + ("[" + _json_string(name) + ", ").encode()
+
+
+def keyed_id(seed: bytes, idempotency_key: str) -> str:
+    """``job_id_for(name, idempotency_key)`` from the name's :func:`keyed_id_seed`."""
+    digest = hashlib.sha1(seed + (_json_string(idempotency_key) + "]").encode()).digest()  # noqa: S324 - RFC 4122 UUID5
+    return _uuid_text(digest, 5)
 
 
 def random_uuid() -> str:

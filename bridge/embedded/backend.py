@@ -63,6 +63,13 @@ class EmbeddedBackend(RedisBackend):
             self._revive()
             raise
 
+    def add_one(self, name: object, data: object, idempotency_key: object) -> Job | None:
+        try:
+            return super().add_one(name, data, idempotency_key)
+        except BackendUnavailable:
+            self._revive()
+            raise
+
     def promote_due(self) -> float | None:
         try:
             return super().promote_due()

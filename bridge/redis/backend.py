@@ -27,13 +27,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 from kombu.exceptions import KombuError
 from redis.exceptions import NoScriptError, RedisError
 
 from bridge.core.backend import OWN_BROKER_SCHEMES, QueueBackend
 from bridge.core.connect import is_sentinel, redis_client
+from bridge.core.ids import keyed_id, random_uuid
 from bridge.core.redact import redact
+from bridge.core.validation import check_key, check_name, flat_json
 from bridge.errors import ConfigError, backend_unavailable, is_permanent_connection_fault
 from bridge.job import Job, JobRequest
 from bridge.redis.capture import capturing_channel
@@ -41,6 +43,7 @@ from bridge.redis.config import redis_settings
 from bridge.redis.deadletters import RedisDeadLetters
 from bridge.redis.message import CeleryMessageBuilder, Envelope, send_after_publish
 from bridge.redis.scripts import ADD, CANCEL_DELAYED, PROMOTE, WITHDRAW
+from bridge.redis.single_add import AddPlan
 from bridge.redis.wire import bulk, is_stale, send_and_read
 from bridge.settings import Settings
 
@@ -62,6 +65,9 @@ class _ProcessState(threading.local):
     connection: Any = None
     builder: CeleryMessageBuilder | None = None
     own_client: redis.Redis | None = None
+
+    def __init__(self) -> None:  # once in each thread
+        self.plans: dict[str, AddPlan] = {}  # per task name: its single add, packed (single_add.py)
 
 
 class RedisBackend(QueueBackend):
@@ -88,6 +94,7 @@ class RedisBackend(QueueBackend):
         self._prefix = ""
         self._add_head_cache: tuple[str, bytes] | None = None  # (key prefix, the add command's packed head)
         self._guard_ttl_ms = settings.dedupe_ttl_sec * 1000
+        self._minute_cache = (-1, b"")  # (the producer's minute, packed), where the chart counts adds
         self._reset_after_fork()
         # Celery's prefork pool forks while the promoter thread may hold the lock
         # or a connection: a child starts with fresh ones instead of inheriting them.
@@ -179,6 +186,42 @@ class RedisBackend(QueueBackend):
                 standing = _text(detail)
                 jobs.append(Job(id=envelope.job_id, name=request.name, queue=standing, deduplicated=True))
         return jobs
+
+    def add_one(self, name: object, data: object, idempotency_key: object) -> Job | None:
+        """The common add by its own path (:mod:`bridge.redis.single_add`); None where it does not apply.
+
+        It applies to flat data (a dict of JSON scalars) for a task whose message template
+        applies now, with no ``after_task_publish`` receiver (they are handed the envelope
+        the general path builds). Checks run in the general path's order, before anything
+        is sent: the name, the key, then the data (flat data is valid data).
+        """
+        data_json = flat_json(data)
+        if data_json is None or type(name) is not str or signals.after_task_publish.receivers:
+            return None
+        plans = self._state.plans
+        plan = plans.get(name)
+        if plan is None:
+            check_name(name)
+        key = check_key(idempotency_key)
+        try:
+            builder = self._builder()
+            template = builder.single_template(name)
+            if template is None:
+                return None
+            if plan is None or plan.template is not template:  # first add, or a new channel
+                head = self._add_head(self.key(""))
+                plan = plans[name] = AddPlan.of(name, template, head, self._guard_ttl_ms)
+            job_id = keyed_id(plan.id_seed, key) if key is not None else random_uuid()
+            message = builder.payload(template, job_id, data, data_json).encode()  # type: ignore[arg-type]
+            reply = self._call_adds([plan.pack(self._minute(), job_id, key is not None, message)])[0]
+        except (RedisError, KombuError, OSError) as exc:
+            raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
+        if reply == b"[1,0]":  # sent (the reply of every sent job with no delay)
+            return Job(id=job_id, name=name, queue=plan.queue)
+        sent, standing = json.loads(reply)
+        if sent:  # pragma: no cover - a sent job with no delay replies [1,0]
+            return Job(id=job_id, name=name, queue=plan.queue)
+        return Job(id=job_id, name=name, queue=_text(standing), deduplicated=True)
 
     def promote_due(self) -> float | None:
         try:
@@ -278,13 +321,23 @@ class RedisBackend(QueueBackend):
         claims before it pushes). A NOSCRIPT reply ran nothing, so that call is sent again
         after the script is loaded.
         """
-        # The producer's minute, where the chart counts them (bridge.redis.rates).
-        head = self._add_head(self.key("")) + bulk(b"%d" % (int(time.time()) // 60))
+        head = self._add_head(self.key("")) + self._minute()
         calls = []
         for i in range(0, len(jobs), ADD_BATCH):
             batch = jobs[i : i + ADD_BATCH]
             words = 5 + sum(count for count, _ in batch)
             calls.append(b"*%d\r\n" % words + head + b"".join(packed for _, packed in batch))
+        flat: list[Any] = []
+        for reply in self._call_adds(calls):
+            flat.extend(json.loads(reply))
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+    def _call_adds(self, calls: list[bytes]) -> list[bytes]:
+        """Send packed add script calls in one write on this thread's own connection; their replies.
+
+        A NOSCRIPT reply ran nothing, so that call is sent again after the script is loaded.
+        An error reply is raised.
+        """
         client = self._own_client()
         replies = send_and_read(client.connection, calls)
         unloaded = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -294,12 +347,20 @@ class RedisBackend(QueueBackend):
             again = send_and_read(client.connection, [calls[i] for i in unloaded])
             for i, reply in zip(unloaded, again, strict=True):
                 replies[i] = reply
-        flat: list[Any] = []
+        sent: list[bytes] = []
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-            flat.extend(json.loads(reply))
-        return list(zip(flat[::2], flat[1::2], strict=True))
+            sent.append(reply)
+        return sent
+
+    def _minute(self) -> bytes:
+        """The producer's minute, packed: where the chart counts its adds (bridge.redis.rates)."""
+        minute = int(time.time()) // 60
+        cached = self._minute_cache
+        if cached[0] != minute:
+            cached = self._minute_cache = (minute, bulk(b"%d" % minute))
+        return cached[1]
 
     def _add_head(self, prefix: str) -> bytes:
         """``EVALSHA <sha> 0 <prefix>``, packed once per key prefix (the count of words goes before it)."""

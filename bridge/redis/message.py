@@ -39,11 +39,11 @@ from bridge.core.ids import random_uuid
 from bridge.errors import BackendError, InvalidJob
 from bridge.redis.capture import PUBLISH_COMMANDS, Captured
 
-__all__ = ["CeleryMessageBuilder", "Envelope"]
+__all__ = ["PAYLOAD", "CeleryMessageBuilder", "Envelope", "Template"]
 
 _PREFIXED = frozenset(PrefixedStrictRedis.PREFIXED_SIMPLE_COMMANDS)
 _TEMPLATE_ID = "00000000-0000-4000-8000-000000000000"
-_PAYLOAD = object()  # where the message goes in a template's commands
+PAYLOAD = object()  # where the message goes in a template's commands
 _PLAIN = re.compile(r"[0-9a-zA-Z-]+")  # a JSON string body that needs no escaping
 _SLOT = re.compile(r'"\\u0000bridge-slot:(\w+)\\u0000"')  # a slot as kombu's JSON writes it
 _EMPTY_BODY_HEAD = "[[], {}"
@@ -90,13 +90,13 @@ def fast_kwargsrepr(kwargs: Mapping[str, Any], maxsize: int) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Template:
+class Template:
     # kombu's JSON of the message, split at the per-job slots: literal, slot name,
     # literal, slot name, ..., literal.
     payload_parts: tuple[str, ...]
     body_tail: str
     body_encoding: str | None
-    commands: tuple[tuple[str, str, Any], ...]  # the payload's place holds _PAYLOAD
+    commands: tuple[tuple[str, str, Any], ...]  # the payload's place holds PAYLOAD
     queue: str
     exchange: str
     routing_key: str
@@ -113,7 +113,7 @@ class CeleryMessageBuilder:
         self.channel = channel
         self.prefix: str = getattr(channel, "global_keyprefix", "") or ""
         self._producer = Producer(channel, auto_declare=False)
-        self._templates: dict[tuple[str, str | None, int | None], _Template | None] = {}
+        self._templates: dict[tuple[str, str | None, int | None], Template | None] = {}
         self._kwargsrepr_maxsize = app.amqp.kwargsrepr_maxsize
         # Celery 5.5 added the setting; before it saferepr's default (3) applied.
         self._repr_maxlevels = app.conf.get("task_repr_maxlevels", 3)
@@ -199,18 +199,22 @@ class CeleryMessageBuilder:
 
     # -- the fast path: a template of the captured message ---------------------
 
+    def single_template(self, name: str) -> Template | None:
+        """The template of ``name``'s messages on its own route, where one applies now."""
+        return self._template(name, None, None) if self._template_applies() else None
+
     def _template_applies(self) -> bool:
         # Celery skips these per call too; with receivers (tracing headers) or a
         # parent task (root/parent ids) every message differs, so capture it whole.
         return not signals.before_task_publish.receivers and self.app.current_worker_task is None
 
-    def _template(self, name: str, queue: str | None, priority: int | None) -> _Template | None:
+    def _template(self, name: str, queue: str | None, priority: int | None) -> Template | None:
         key = (name, queue, priority)
         if key not in self._templates:
             self._templates[key] = self._make_template(name, queue, priority)
         return self._templates[key]
 
-    def _make_template(self, name: str, queue: str | None, priority: int | None) -> _Template | None:
+    def _make_template(self, name: str, queue: str | None, priority: int | None) -> Template | None:
         # Only called where the template applies (see build), so a None cached here
         # means this task's messages cannot be templated, not that the moment was wrong.
         message, commands = self._capture(_TEMPLATE_ID, name, {}, queue, priority)
@@ -247,7 +251,7 @@ class CeleryMessageBuilder:
         if len(parts) != 2 * 8 + 1:  # 8 slots (the id fills 3); any other count: a marker collided
             return None
         info = props["delivery_info"]
-        return _Template(
+        return Template(
             payload_parts=parts,
             body_tail=body[len(_EMPTY_BODY_HEAD) :],
             body_encoding=body_encoding,
@@ -255,7 +259,7 @@ class CeleryMessageBuilder:
                 (
                     c,
                     self.prefix + str(k) if c.upper() in _PREFIXED else str(k),
-                    _PAYLOAD if v == payload else v,
+                    PAYLOAD if v == payload else v,
                 )
                 for c, k, v in commands
             ),
@@ -265,8 +269,24 @@ class CeleryMessageBuilder:
         )
 
     def _from_template(
-        self, t: _Template, job_id: str, name: str, kwargs: dict[str, Any], data_json: str | None
+        self, t: Template, job_id: str, name: str, kwargs: dict[str, Any], data_json: str | None
     ) -> Envelope:
+        payload = self.payload(t, job_id, kwargs, data_json)
+        flat: list[str] = []
+        for command, key, value in t.commands:
+            flat += [command, key, payload if value is PAYLOAD else str(value)]
+        return Envelope(
+            job_id=job_id,
+            name=name,
+            queue=t.queue,
+            commands=tuple(flat),
+            exchange=t.exchange,
+            routing_key=t.routing_key,
+            kwargs=kwargs,
+        )
+
+    def payload(self, t: Template, job_id: str, kwargs: Mapping[str, Any], data_json: str | None) -> str:
+        """kombu's JSON of one job's message: the template with the job's fields filled in."""
         body = "[[], " + (data_json if data_json is not None else kombu_dumps(kwargs)) + t.body_tail
         if t.body_encoding == "base64":
             body_json = '"' + base64.b64encode(body.encode("utf-8")).decode("ascii") + '"'
@@ -289,19 +309,7 @@ class CeleryMessageBuilder:
         pieces = list(t.payload_parts)
         for i in range(1, len(pieces), 2):
             pieces[i] = values[pieces[i]]
-        payload = "".join(pieces)
-        flat: list[str] = []
-        for command, key, value in t.commands:
-            flat += [command, key, payload if value is _PAYLOAD else str(value)]
-        return Envelope(
-            job_id=job_id,
-            name=name,
-            queue=t.queue,
-            commands=tuple(flat),
-            exchange=t.exchange,
-            routing_key=t.routing_key,
-            kwargs=kwargs,
-        )
+        return "".join(pieces)
 
     def _origin_json(self) -> str:
         # Celery's anon_nodename(): recomputed after a fork, as the pid changes.

@@ -302,6 +302,45 @@ def test_template_message_equals_celerys_own_message(make_bridge, redis_client):
         assert fast == full
 
 
+def test_a_single_add_writes_what_the_general_path_writes(make_bridge, redis_client):
+    """queue.add's own path for the common add (bridge.redis.single_add) against enqueue's."""
+    from bridge.queue import make_request
+
+    bridge = make_bridge()
+    backend = bridge.backend
+    data = {"to": "é@x", "quote": 'it\'s "here"', "n": -1, "ok": True, "none": None, "f": 2.5}
+    redis_client.script_flush()  # the single add loads the script too
+    for key in ("k", None):
+        single = bridge.queue.add("emails.send", data, idempotency_key=key and f"single-{key}")
+        assert "emails.send" in backend._state.plans  # type: ignore[attr-defined] - its path was taken
+        request = make_request("emails.send", data, idempotency_key=key and f"general-{key}")
+        [general] = backend.enqueue([request])
+        if key:
+            assert single.id == job_id_for("emails.send", f"single-{key}")
+        assert (single.name, single.queue, single.deduplicated, single.due_ms) == (
+            general.name, general.queue, general.deduplicated, general.due_ms,
+        )  # fmt: skip
+        guards = [redis_client.get(f"bridge:guard:{job.id}") for job in (single, general)]
+        assert guards == ([b"celery", b"celery"] if key else [None, None])
+        if key:
+            ttls = [redis_client.pttl(f"bridge:guard:{job.id}") for job in (single, general)]
+            assert abs(ttls[0] - ttls[1]) < 5_000
+        written = messages(redis_client)[-2:]
+        for message, job in zip(written, (single, general), strict=True):
+            assert message["headers"]["id"] == message["headers"]["root_id"] == job.id
+            assert message["properties"]["correlation_id"] == job.id
+            for place, field in (("headers", "id"), ("headers", "root_id"), ("properties", "correlation_id"),
+                                 ("properties", "delivery_tag")):  # fmt: skip
+                message[place].pop(field)
+        assert written[0] == written[1]
+        again = bridge.queue.add("emails.send", {"other": 1}, idempotency_key=key and f"single-{key}")
+        assert again.deduplicated == bool(key)
+    minute = int(time.time()) // 60
+    added = sum(int(redis_client.hget(f"bridge:rate:{m}", "added") or 0) for m in (minute - 1, minute))
+    assert added == 5  # the chart counts both paths' adds, and not the deduplicated one
+    assert redis_client.llen("celery") == 5
+
+
 def test_an_add_whose_reply_was_lost_publishes_one_job_however_often_it_is_retried(
     make_bridge: Callable[..., Bridge], redis_client, server
 ):
