@@ -10,7 +10,7 @@ from pathlib import Path
 import celery
 from celery import Celery
 
-from bridge import celeryconfig
+from bridge import Bridge, celeryconfig
 from bridge.embedded.server import EmbeddedServer
 from bridge.settings import Settings
 
@@ -120,3 +120,18 @@ def test_the_sample_config_is_the_production_one() -> None:
 
     assert sample.build is celeryconfig.build
     assert dir(sample) == dir(celeryconfig)
+
+
+def test_bridge_of_an_app_with_its_own_config_changes_only_beats_scheduler_settings() -> None:
+    """Acks, prefetch and every other setting stay the app's own (README, "Adopting the bridge")."""
+    app = Celery("own-config", set_as_current=False)
+    app.conf.update(broker_url=URL, worker_prefetch_multiplier=4, task_acks_late=False)
+    before = {name: repr(value) for name, value in app.conf.items()}
+    Bridge(app)
+    after = {name: repr(value) for name, value in app.conf.items()}
+    changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    assert changed == {
+        "beat_scheduler", "beat_max_loop_interval", "redbeat_redis_url", "redbeat_redis_options",
+        "redbeat_key_prefix", "redbeat_lock_timeout",
+    }  # fmt: skip
+    assert (app.conf.worker_prefetch_multiplier, app.conf.task_acks_late) == (4, False)

@@ -168,7 +168,9 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
     def repeats(request: Request) -> Response:
         offset = offset_of(request.query_params.get("offset"))
         listed, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
-        return page(request, "repeats.html", repeats=listed, total=total, offset=offset,
+        # beat's schedule also holds the app's static beat_schedule entries: counted, not listed.
+        static = max(0, min(reads.PAGE_SIZE, total - offset) - len(listed))
+        return page(request, "repeats.html", repeats=listed, total=total, offset=offset, static=static,
                     page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
 
     def dead(request: Request) -> Response:

@@ -9,7 +9,9 @@ run by real ``celery worker`` and ``celery beat`` processes.
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,7 @@ def docs_app(system_redis: Server, redis_client: redis.Redis, tmp_path: Path):
         processes.append(process)
         return process
 
+    start.env = env  # type: ignore[attr-defined] - for other processes of the app (the dashboard)
     yield start
     for process in processes:
         process.stop()
@@ -109,3 +112,26 @@ def test_beat_restarts_with_the_static_entries_it_stored(docs_app, redis_client:
     time.sleep(3)  # long enough for several ticks (beat_max_loop_interval is 1 s)
     assert again.proc.poll() is None, again.tail()
     assert "Traceback" not in again.log.read_text(), again.tail()
+
+
+def test_the_dashboard_counts_the_static_entries_and_lists_only_the_bridges_repeats(
+    docs_app, system_redis: Server, redis_client: redis.Redis
+) -> None:
+    """beat's schedule holds the app's static entries too: the Repeats page says so, and lists the repeat."""
+    from tests.integration.cli.dashboard_ui import start_dashboard, stop_dashboard
+
+    beat = docs_app("beat", "-s", "/dev/null")
+    assert wait_for(lambda: redis_client.zcard("bridge:repeat::schedule") >= len(STATIC) + 1, 30), beat.tail()
+    producer = Celery("proj")
+    producer.conf.broker_url = system_redis.url
+    Bridge(producer).jobs.schedule("docs.record", {"label": "repeat"}, cron="0 6 * * *", idempotency_key="r")
+    dashboard = start_dashboard(docs_app.env, app=APP)
+    try:
+        with urllib.request.urlopen(dashboard.url + "/repeats", timeout=30) as response:
+            html = response.read().decode()
+    finally:
+        stop_dashboard(dashboard)
+    assert "1-7 of 7" in html  # the five static entries, celery.backend_cleanup, and the repeat
+    assert re.search(r"6 of these entries are the app's own static\s*<code>beat_schedule</code>", html), html
+    assert html.count("<tr data-id=") == 1
+    assert "cron 0 6 * * *" in html
