@@ -12,7 +12,7 @@ Sizes, chosen to keep this module at about 3 minutes on a 2-core CI machine:
 * beat: 50 repeats every 1,000 ms, two beats, the lock holder ``kill -9``-ed mid-burst;
   about 35 s;
 * warm shutdown: 1,500 quick jobs, three workers of 4 processes each sent SIGTERM 0.3 s
-  after they start, one more drains the rest; about 25 s.
+  after they start, one more drains the rest; about 15 s.
 """
 
 from __future__ import annotations
