@@ -26,6 +26,8 @@ if os.environ.get("TEST_KEYPREFIX"):  # one tenant of several on one database
         **app.conf.broker_transport_options,
         "global_keyprefix": os.environ["TEST_KEYPREFIX"],
     }
+if os.environ.get("TEST_PREFETCH_MULTIPLIER"):  # an app's own config, as Celery's docs write it (4)
+    app.conf.worker_prefetch_multiplier = int(os.environ["TEST_PREFETCH_MULTIPLIER"])
 bridge = Bridge(app)
 
 LEDGER = "test:ledger"
