@@ -1,5 +1,8 @@
 """Celery's own integration suite (t/integration/test_tasks.py from its sdist) passes with a bridged worker.
 
+Run by ``pytest peers/test_celery_suite.py`` (``tox -e peers-celery`` runs the suite alone), not
+by the default ``pytest``: it takes about 4 minutes, and CI's whole run must stay under 30.
+
 peers/celery_suite.py runs it against a private redis-server with Bridge(app)
 applied to every app the suite's fixtures build; the tests it deselects fail
 without the bridge too (peers/celery_expected_failures.txt, each with its reason).
@@ -11,13 +14,14 @@ import re
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
 
-from tests.conftest import ROOT
-
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(1200)  # a whole peer suite: the 300 s default cut it off on Celery 5.3.6
