@@ -216,12 +216,11 @@ class RedisBackend(QueueBackend):
             reply = self._call_adds([plan.pack(self._minute(), job_id, key is not None, message)])[0]
         except (RedisError, KombuError, OSError) as exc:
             raise backend_unavailable("queue.add", exc, self.url, an_add=True) from None
-        if reply == b"[1,0]":  # sent (the reply of every sent job with no delay)
-            return Job(id=job_id, name=name, queue=plan.queue)
-        sent, standing = json.loads(reply)
-        if sent:  # pragma: no cover - a sent job with no delay replies [1,0]
-            return Job(id=job_id, name=name, queue=plan.queue)
-        return Job(id=job_id, name=name, queue=_text(standing), deduplicated=True)
+        if reply != b"[1,0]":  # [1,0] is the reply of every sent job with no delay; a duplicate's differs
+            sent, standing = json.loads(reply)
+            if not sent:
+                return Job(id=job_id, name=name, queue=_text(standing), deduplicated=True)
+        return Job(id=job_id, name=name, queue=plan.queue)
 
     def promote_due(self) -> float | None:
         try:
