@@ -16,7 +16,15 @@ from bridge.core.redact import printable, redact
 from bridge.errors import BackendError, BridgeError, ConfigError
 from bridge.settings import Settings
 
-__all__ = ["TARGET", "Target", "errors_to_exit_codes", "json_text", "load_bridge", "load_settings"]
+__all__ = [
+    "TARGET",
+    "Target",
+    "accept_app_after",
+    "errors_to_exit_codes",
+    "json_text",
+    "load_bridge",
+    "load_settings",
+]
 
 #: Keys in ``click.Context.meta``: the command line's Target, and which server a command read.
 TARGET = "bridge.cli.target"
@@ -77,6 +85,32 @@ class Target:
 
     app_path: str | None = None
     redis_url: str | None = None
+
+
+def accept_app_after(command: click.Command) -> None:
+    """Let ``-A APP`` also follow a subcommand (``jobs dashboard -A proj``), as it follows
+    ``celery``'s (``celery worker -A proj``): every command under ``command`` takes it."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_app_after(sub)
+        return
+
+    def name_app(ctx: click.Context, _param: click.Parameter, app_path: str | None) -> None:
+        if not app_path:
+            return
+        if _target(ctx).redis_url:
+            raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
+        ctx.meta[TARGET] = Target(app_path=app_path)
+
+    command.params.append(
+        click.Option(
+            ["-A", "--app"],
+            metavar="APP",
+            expose_value=False,
+            callback=name_app,
+            help="Your Celery app, as for celery -A (also accepted before the command).",
+        )
+    )
 
 
 def _target(ctx: click.Context) -> Target:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from bridge import __version__
-from bridge.cli.common import TARGET, Target
+from bridge.cli.common import TARGET, Target, accept_app_after
 from bridge.cli.dashboard.command import dashboard
 from bridge.cli.dlq import dlq
 from bridge.cli.dynamodb import dynamodb
@@ -46,6 +46,7 @@ def jobs(ctx: click.Context, app_path: str | None, redis_url: str | None) -> Non
 
 for command in (server, schedules, stats, dlq, metrics_server, sqs, stats_sqs, dynamodb, dashboard):
     jobs.add_command(command)
+accept_app_after(jobs)
 
 
 def main() -> None:

@@ -26,10 +26,30 @@ class Dashboard:
     proc: subprocess.Popen[str]
 
 
-def start_dashboard(env: dict[str, str], *args: str, app: str = "tests.apps.ledger_app") -> Dashboard:
-    """``jobs -A app dashboard --port 0 ...`` in ``env``, once it says where it serves."""
+#: The three spellings of the command, each naming the app.
+SPELLINGS = {
+    "jobs -A APP dashboard": lambda app: [JOBS, "-A", app, "dashboard"],
+    "jobs dashboard -A APP": lambda app: [JOBS, "dashboard", "-A", app],
+    "celery -A APP jobs dashboard": lambda app: [
+        str(Path(JOBS).parent / "celery"),
+        "-A",
+        app,
+        "jobs",
+        "dashboard",
+    ],
+}
+
+
+def start_dashboard(
+    env: dict[str, str],
+    *args: str,
+    app: str = "tests.apps.ledger_app",
+    spelling: str = "jobs -A APP dashboard",
+) -> Dashboard:
+    """``jobs -A app dashboard --port 0 ...`` (or another of its ``SPELLINGS``) in ``env``, once it
+    says where it serves."""
     proc = subprocess.Popen(
-        [JOBS, "-A", app, "dashboard", "--port", "0", *args],
+        [*SPELLINGS[spelling](app), "--port", "0", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -67,14 +67,19 @@ def test_redis_url_option_and_its_password_stay_hidden(redis_client, server) -> 
     assert "not-the-password" not in refused.stdout + refused.stderr
 
 
-@pytest.mark.parametrize("how", ["jobs -A", "celery -A"])
+@pytest.mark.parametrize("how", ["jobs -A", "jobs stats -A", "celery -A"])
 def test_the_apps_bridge_is_used_with_its_own_settings(redis_client, server, how: str) -> None:
-    """The docs app keeps its broker in its own config module; -A finds its Bridge (and its queue counts)."""
+    """The docs app keeps its broker in its own config module; -A finds its Bridge (and its queue counts),
+    named before the command or after it, as ``celery worker -A proj`` takes it."""
     app = "tests.apps.docs_app"
     env = {"DOCS_BROKER_URL": server.url, "DOCS_RESULTS_DIR": "/tmp"}
     redis_client.rpush("celery", "x")  # one message waiting in the app's default queue
-    command = [str(BIN / "jobs"), "-A", app] if how == "jobs -A" else [str(BIN / "celery"), "-A", app, "jobs"]
-    out = run(*command, "stats", "--queues", "celery", "--json", **env)
+    command = {
+        "jobs -A": [str(BIN / "jobs"), "-A", app, "stats"],
+        "jobs stats -A": [str(BIN / "jobs"), "stats", "-A", app],
+        "celery -A": [str(BIN / "celery"), "-A", app, "jobs", "stats"],
+    }[how]
+    out = run(*command, "--queues", "celery", "--json", **env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["celery"]["waiting"] == 1
     assert "no -A APP given" not in out.stderr
@@ -89,8 +94,11 @@ def test_an_app_that_does_not_load_is_one_line() -> None:
     ]
 
 
-def test_a_and_redis_url_together_are_refused() -> None:
-    out = run(str(BIN / "jobs"), "-A", "tests.apps.docs_app", "--redis-url", "redis://x/0", "stats")
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_and_redis_url_together_are_refused(where: str) -> None:
+    app = ["-A", "tests.apps.docs_app"]
+    before, after = (app, []) if where == "before" else ([], app)
+    out = run(str(BIN / "jobs"), *before, "--redis-url", "redis://x/0", "stats", *after)
     assert out.returncode == 2
     assert "give -A APP or --redis-url, not both" in out.stderr
 
