@@ -73,13 +73,16 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
     # The counts of jobs stats (Redis, embedded, another broker); SQS has its own page instead.
     counted = not sqs_url
     # Repeats per queue, counted at most every REPEAT_COUNT_TTL_S (the count reads every repeat:
-    # about 45 ms of Redis's time with 10,000; repeats change seldom, the overview polls often).
-    repeat_counts: dict[str, Any] = {"at": float("-inf"), "value": {}}
+    # about 45 ms of Redis's time with 10,000; repeats change seldom, the overview polls often),
+    # and at once when beat's schedule gains or loses an entry (its size is one cheap read).
+    repeat_counts: dict[str, Any] = {"at": float("-inf"), "value": {}, "entries": -1}
 
     def _queues() -> tuple[list[str], dict[str, int]]:
-        if time.monotonic() - repeat_counts["at"] > REPEAT_COUNT_TTL_S:
+        entries = bridge.jobs.page(0, 1)[1]
+        stale = time.monotonic() - repeat_counts["at"] > REPEAT_COUNT_TTL_S
+        if stale or entries != repeat_counts["entries"]:
             repeat_counts["value"] = bridge.jobs.count_per_queue()
-            repeat_counts["at"] = time.monotonic()
+            repeat_counts["at"], repeat_counts["entries"] = time.monotonic(), entries
         per_queue: dict[str, int] = repeat_counts["value"]
         return reads.queues_of(bridge, queues, list(per_queue)), per_queue
 
@@ -240,7 +243,6 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         repeat = bridge.jobs.get(str(form.get("id", "")))
         if repeat is None:
             return back("/repeats", "that repeat no longer stands")
-        repeat_counts["at"] = float("-inf")  # counted again on the next overview
         bridge.jobs.cancel(name=repeat.name, idempotency_key=repeat.idempotency_key, cron=repeat.cron,
                            every_ms=repeat.every_ms)  # fmt: skip
         return back("/repeats", f"cancelled repeat {repeat.name} ({repeat.id})")
@@ -313,15 +315,21 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
 
     # -- errors -------------------------------------------------------------------
 
+    def error(request: Request, status: int, message: str) -> Response:
+        if request.url.path == "/metrics":  # a scraper reads text: no HTML error page for it
+            return Response(
+                redact(message) + "\n", status_code=status, media_type="text/plain; charset=utf-8"
+            )
+        return page(request, "error.html", status=status, message=message)
+
     async def bridge_error(request: Request, exc: Exception) -> Response:
-        status = 503 if isinstance(exc, BackendError) else 400
-        return page(request, "error.html", status=status, message=str(exc))
+        return error(request, 503 if isinstance(exc, BackendError) else 400, str(exc))
 
     async def page_unavailable(request: Request, exc: Exception) -> Response:
-        return page(request, "error.html", status=404, message=str(exc))
+        return error(request, 404, str(exc))
 
     async def redis_error(request: Request, exc: Exception) -> Response:
-        return page(request, "error.html", status=503, message=f"Redis: {type(exc).__name__}: {exc}")
+        return error(request, 503, f"Redis: {type(exc).__name__}: {exc}")
 
     static = files("bridge.cli.dashboard") / "static"
     routes = [

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from bridge.cli.metrics import bearer_matches
 
@@ -159,6 +159,15 @@ class Guard:
                 return
             query = scope.get("query_string", b"").decode("latin-1")
             target = path + (f"?{query}" if query else "")
+            if _header(headers, b"hx-request") == "true":
+                # The overview's refresh, after the login ended: a redirect would be followed by
+                # the request itself, and the login form swapped into the counts. htmx sends the
+                # whole page to the login instead, and back to the page it was on.
+                shown = urlsplit(_header(headers, b"hx-current-url") or "/")
+                target = (shown.path or "/") + (f"?{shown.query}" if shown.query else "")
+                location = "/login?next=" + quote(target, safe="")
+                await _plain(send_with_headers, 401, "login required", [(b"hx-redirect", location.encode())])
+                return
             location = "/login?next=" + quote(target, safe="")
             await _redirect(send_with_headers, location)
             return

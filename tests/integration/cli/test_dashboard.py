@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -98,8 +99,24 @@ def test_overview_matches_jobs_stats_refreshes_live_and_charts_the_last_hour(
         }
         assert samples[("bridge_queue_waiting_jobs", Q)] == 9
         assert samples[("bridge_queue_failed_jobs", Q)] == 2
+
+        # A repeat scheduled or cancelled elsewhere is counted at the next refresh (the count of
+        # repeats per queue is reused for 10 s only while beat's schedule keeps its size).
+        hourly = {"idempotency_key": "hourly", "every_ms": 3_600_000}
+        bridge.jobs.schedule("ledger.record", {"key": "hourly"}, queue=Q, **hourly)
+        assert _partial_counts(dashboards["plain"].url, Q)["scheduled"] == 2
+        assert bridge.jobs.cancel(name="ledger.record", **hourly)
+        assert _partial_counts(dashboards["plain"].url, Q)["scheduled"] == 1
     finally:
         redis_client.rpush("test:release", "go", "go")
+
+
+def _partial_counts(url: str, queue: str) -> dict[str, int]:
+    """The counts the overview's next live refresh shows for ``queue``."""
+    html = urllib.request.urlopen(url + "/partials/overview", timeout=10).read().decode()
+    row = re.search(rf'<tr data-queue="{re.escape(queue)}">(.*?)</tr>', html, re.S)
+    assert row, html
+    return {state: int(n) for state, n in re.findall(r'data-state="(\w+)"[^>]*>\s*(\d+)', row.group(1))}
 
 
 def _chart_totals(page: Any) -> dict[str, int]:
@@ -242,6 +259,14 @@ def test_job_lookup_by_key_and_by_id(dashboards, page, start_worker, make_bridge
     assert page.locator("#status").inner_text() == "dead"
     assert "cannot process broke" in page.locator("table.facts").inner_text()
 
+    waiting = bridge.queue.add("ledger.record", {"key": "waits"}, queue=Q)  # no worker consumes Q
+    page.goto(f"{url}/lookup?id={waiting.id}")
+    assert page.locator("#status").inner_text() == "queued"
+    busy = bridge.queue.add("ledger.record", {"key": "busy", "sleep_s": 6})
+    assert wait_for(lambda: redis_client.llen("test:record_started") == 1)
+    page.goto(f"{url}/lookup?id={busy.id}")
+    assert page.locator("#status").inner_text() == "running"
+
     answer = page.goto(f"{url}/lookup?key=lk")  # a key without its task name: said, not ignored
     assert answer.status == 400
     assert page.locator(".error").inner_text().startswith("name: give a job id, or a task name")
@@ -307,6 +332,18 @@ def test_a_token_requires_a_login_for_every_page_and_metrics(dashboards, page, r
     page.goto(url + "/")
     assert page.url.startswith(url + "/login")
 
+    # The overview's live refresh, once the login has ended: the whole page goes to the login
+    # (and back to the overview after it), not a login form swapped into the counts table.
+    page.fill("input[name=token]", TOKEN)
+    submit(page, page.locator("button", has_text="log in"))
+    assert page.url == url + "/"
+    page.context.clear_cookies()
+    page.wait_for_url(url + "/login?next=%2F", timeout=30_000)
+    assert page.locator('tr[data-queue="celery"]').count() == 0
+    page.fill("input[name=token]", TOKEN)
+    submit(page, page.locator("button", has_text="log in"))
+    assert page.url == url + "/"
+
     # A login never sends the browser to another site, however "next" is spelled.
     for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
         page.goto(url + "/login?next=" + urllib.parse.quote(elsewhere, safe=""))
@@ -314,6 +351,39 @@ def test_a_token_requires_a_login_for_every_page_and_metrics(dashboards, page, r
         submit(page, page.locator("button", has_text="log in"))
         assert page.url == url + "/", elsewhere
         submit(page, page.locator("button", has_text="log out"))
+
+
+@pytest.mark.parametrize("spelling", list(ui.SPELLINGS))
+def test_each_spelling_of_the_command_serves_the_apps_dashboard(server, redis_client, spelling: str) -> None:
+    """``jobs -A APP dashboard``, ``jobs dashboard -A APP`` and ``celery -A APP jobs dashboard`` serve
+    the named app's dashboard: the docs app, whose broker only its own config module names, with one
+    message waiting in its default queue."""
+    env = server.env(DOCS_BROKER_URL=server.url, DOCS_RESULTS_DIR="/tmp")
+    env.pop("REDIS_URL", None)  # only the app knows where its broker is
+    redis_client.rpush("celery", "x")
+    dashboard = ui.start_dashboard(env, spelling=spelling, app="tests.apps.docs_app")
+    try:
+        with urllib.request.urlopen(dashboard.url + "/", timeout=30) as answer:
+            assert answer.status == 200
+            assert 'data-queue="celery"' in answer.read().decode()
+        with urllib.request.urlopen(dashboard.url + "/metrics", timeout=30) as answer:
+            assert 'bridge_queue_waiting_jobs{queue="celery"} 1.0' in answer.read().decode()
+    finally:
+        ui.stop_dashboard(dashboard)
+
+
+def test_a_loopback_dashboard_answers_no_other_host_name(dashboards) -> None:
+    """A page of another site that a DNS name points at 127.0.0.1 (DNS rebinding) reads nothing:
+    a loopback dashboard answers to its loopback names only."""
+    url = dashboards["plain"].url
+    for host in ("evil.example", "evil.example:9181"):
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(urllib.request.Request(url + "/", headers={"Host": host}), timeout=10)
+        assert answer.value.code == 400, host
+        assert answer.value.read().decode() == "this dashboard answers to its loopback address only"
+    for host in ("127.0.0.1", "localhost"):
+        request = urllib.request.Request(url + "/", headers={"Host": host})
+        assert urllib.request.urlopen(request, timeout=10).status == 200, host
 
 
 def test_a_non_loopback_host_without_a_token_is_refused(server) -> None:
@@ -340,3 +410,20 @@ def test_pages_show_no_password_of_a_url(dashboards, page, make_bridge, redis_cl
         html = page.content()
         assert "hunter2" not in html, path
     assert "redis://app:***@db.internal:6379/0" in page.goto(f"{url}/delayed?queue={Q}").text()
+
+
+def test_with_its_redis_down_pages_say_so_and_metrics_answers_a_scraper_in_text(server) -> None:
+    """Redis unreachable (a password in its URL): each page answers 503 saying so, ``/metrics`` in
+    plain text for a scraper, and neither shows the password."""
+    dashboard = ui.start_dashboard(server.env(REDIS_URL="redis://app:hunter2@127.0.0.1:1/0"))
+    try:
+        for path, kind in (("/", "text/html"), ("/delayed", "text/html"), ("/metrics", "text/plain")):
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(dashboard.url + path, timeout=30)
+            body = answer.value.read().decode()
+            assert answer.value.code == 503, path
+            assert answer.value.headers["content-type"].startswith(kind), path
+            assert "Connection refused" in body, body
+            assert "hunter2" not in body, path
+    finally:
+        ui.stop_dashboard(dashboard)
