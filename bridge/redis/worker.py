@@ -4,10 +4,7 @@
 * the per-minute counts of jobs done and failed (:mod:`bridge.redis.rates`), for the dashboard;
 * the bridge's kombu transport (:mod:`bridge.redis.transport`): the reliable fetch,
   list items that are not kombu messages rejected rather than fatal, and a worker
-  that survives Redis going away while it holds jobs;
-* a prefork pool that keeps the jobs it handed to its processes when the consumer
-  closes (:mod:`bridge.worker.poolflush`): at a warm shutdown they are acked, not put
-  back to run again, and the shutdown does not wait 30 s for their results.
+  that survives Redis going away while it holds jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ from celery import Celery
 from bridge.redis.deadletters import RedisDeadLetters
 from bridge.redis.rates import RateCounter
 from bridge.redis.transport import install_transport, use_rejects
-from bridge.worker.poolflush import install_pool_flush
 from bridge.worker.rejected import install_rejected
 
 __all__ = ["install_redis_worker"]
@@ -29,4 +25,3 @@ def install_redis_worker(app: Celery, letters: RedisDeadLetters) -> None:
     RateCounter(app, letters.backend).install()
     install_rejected(app, letters, on_consumer=use_rejects)
     install_transport(app)
-    install_pool_flush(app)

@@ -6,6 +6,9 @@ The one place that installs the worker side, so a reader sees all of it at once:
 * the beat scheduler that fires repeats (:mod:`bridge.worker.beat`);
 * the backend's own pieces (``QueueBackend.install_worker``: on Redis the
   reliable fetch and dead letters, on SQS the visibility heartbeat, ...);
+* a prefork pool that keeps the jobs it handed to its processes when the consumer
+  closes (:mod:`bridge.worker.poolflush`), whatever the broker: at a warm shutdown they
+  are acked, not put back to run again, and the shutdown does not wait 30 s for them;
 * ``JOBS_QUEUE_NAME`` in the queues of workers that consume the default queue;
 * with ``JOBS_DEDUPE_UNTIL=finish``, a ``task_postrun`` handler that frees a
   finished job's key.
@@ -22,6 +25,7 @@ from celery import signals, states
 
 from bridge.core.registry import BoundBridge
 from bridge.worker.beat import configure_beat
+from bridge.worker.poolflush import install_pool_flush
 from bridge.worker.promoter import install_promoter
 
 __all__ = ["install"]
@@ -36,6 +40,7 @@ def install(bridge: BoundBridge) -> None:
     configure_beat(app, bridge.jobs_backend)
     # The app's own broker is QUEUE_BACKEND's: its workers consume that backend's queues.
     bridge.backend.install_worker()
+    install_pool_flush(app)
 
     def consume_jobs_queue(sender: Any = None, instance: Any = None, **_: Any) -> None:
         # Only a general worker (one that consumes the default queue) takes scheduled

@@ -20,7 +20,7 @@ app.conf.update(
     broker_url=os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
     result_backend=os.environ.get("REDIS_URL"),
     task_acks_late=True,
-    worker_prefetch_multiplier=1,
+    worker_prefetch_multiplier=int(os.environ.get("TEST_PREFETCH_MULTIPLIER", "1")),
 )
 bridge = Bridge(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -71,8 +72,8 @@ def producer(rabbit: str, system_redis: Server, monkeypatch: pytest.MonkeyPatch)
 def start(rabbit: str, system_redis: Server, tmp_path: Path) -> Iterator:
     processes: list[CeleryProcess] = []
 
-    def run(*args: str, name: str = "worker") -> CeleryProcess:
-        env = system_redis.env(TEST_AMQP_URL=rabbit)
+    def run(*args: str, name: str = "worker", **extra_env: str) -> CeleryProcess:
+        env = system_redis.env(TEST_AMQP_URL=rabbit, **extra_env)
         env.pop("QUEUE_BACKEND")  # the app's broker decides: RabbitMQ, so QUEUE_BACKEND=broker
         log = tmp_path / f"{name}.log"
         process: CeleryProcess = CeleryProcess.spawn([*args, "--loglevel=INFO"], log, env, app=APP)
@@ -276,3 +277,32 @@ def test_stats_and_dead_letters(producer: Bridge, start, rabbit: str, system_red
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["celery"] == {"waiting": 0, "active": 0, "delayed": 1, "scheduled": 0,
                                                   "failed": 0}  # fmt: skip
+
+
+def test_sigterm_while_jobs_flow_finishes_promptly_and_reruns_no_finished_job(
+    producer: Bridge, start, redis_client: redis.Redis
+) -> None:
+    """The Redis backend's warm-shutdown test on RabbitMQ: 600 quick jobs; three workers of 4
+    processes (prefetch 4 each) in turn get SIGTERM 0.3 s after they are ready. A job just handed
+    to a pool process when the consumer closes is kept on the pool's books
+    (``bridge/worker/poolflush.py``): it finishes and is acked, not put back by the channel's
+    close to run again, and its process does not hold the shutdown 30 s. A fourth worker drains
+    the rest: every job runs, once."""
+    ids = {producer.queue.add("amqp.record", {"key": f"q{n}"}).id for n in range(600)}
+    shutdowns = []
+    for n in range(3):
+        worker = start("worker", "-n", f"term{n}@rabbit", "-c", "4", "--without-gossip", "--without-mingle",
+                       "--without-heartbeat", name=f"term{n}", TEST_PREFETCH_MULTIPLIER="4")  # fmt: skip
+        assert wait_for(lambda w=worker: "ready" in w.tail(), timeout=60), worker.tail()
+        time.sleep(0.3)  # jobs are flowing through the pool by then
+        sent_at = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        worker.proc.wait(60)
+        shutdowns.append(round(time.monotonic() - sent_at, 1))
+    start(*worker_args("drain"), name="drain")
+    assert wait_for(lambda: len(runs(redis_client)) >= len(ids), timeout=120), len(runs(redis_client))
+    time.sleep(1.5)  # proves no run twice: RabbitMQ hands a requeued message out at once
+    counted = Counter(r["id"] for r in runs(redis_client))
+    assert {job_id: n for job_id, n in counted.items() if n > 1} == {}, f"shutdowns took {shutdowns} s"
+    assert set(counted) == ids
+    assert max(shutdowns) < 20, shutdowns
