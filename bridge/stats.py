@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from bridge.broker.backend import BrokerBackend
     from bridge.core.backend import QueueBackend
 
-__all__ = ["QueueCounts", "collect", "parse_queues"]
+__all__ = ["QueueCounts", "collect", "configured_queues", "parse_queues"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,32 @@ class QueueCounts:
 
     def as_json(self) -> dict[str, int]:
         return asdict(self)
+
+
+def configured_queues(conf: Any, jobs_queue: str) -> list[str]:
+    """The queues an app's config names, each once: ``task_default_queue``, ``JOBS_QUEUE_NAME``,
+    ``task_queues``, and the queues of dict ``task_routes`` (what ``jobs stats`` counts by default)."""
+    found: list[str] = [conf.task_default_queue, jobs_queue]
+    found += [getattr(q, "name", str(q)) for q in (conf.task_queues or ())]
+    found += _routed_queues(conf.task_routes)
+    return list(dict.fromkeys(q for q in found if q))
+
+
+def _routed_queues(routes: Any) -> list[str]:
+    """The queues ``task_routes`` names, in the shapes Celery takes (``celery.app.routes.prepare``):
+    a map, or a list of maps, each route a queue name or a dict with ``queue``. A router function
+    names its queues only when it routes a task: it adds none here."""
+    maps = routes if isinstance(routes, (list, tuple)) else [routes]
+    found: list[str] = []
+    for routing in maps:
+        if not isinstance(routing, Mapping):
+            continue
+        for route in routing.values():
+            queue = route.get("queue") if isinstance(route, Mapping) else route
+            name = getattr(queue, "name", queue)  # a kombu Queue, or its name
+            if isinstance(name, str):
+                found.append(name)
+    return found
 
 
 def parse_queues(text: str) -> list[str]:

@@ -14,6 +14,10 @@ __all__ = ["metrics_server", "stats"]
 
 
 _STATES = ("waiting", "active", "delayed", "scheduled", "failed")
+QUEUES_HELP = (
+    "Comma-separated queue names. Default: the queues the app's config names (task_default_queue, "
+    "JOBS_QUEUE_NAME, task_queues, task_routes); without -A, celery,app:jobs."
+)
 
 
 def _stats_table(counts: dict[str, Any]) -> str:
@@ -26,8 +30,8 @@ def _stats_table(counts: dict[str, Any]) -> str:
 
 
 @click.command(help="Counts per queue: waiting, active, delayed, scheduled repeats, failed (dead letters).")
-@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True,
-              help="Comma-separated queue names.")  # fmt: skip
+@click.option("--queues", "queues_text", default=None, metavar="A,B",
+              help=QUEUES_HELP)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help='Print {"queue": {"waiting": n, ...}}.')
 @click.option("--prometheus", is_flag=True, help="Print the Prometheus text format.")
 @click.option(
@@ -37,12 +41,13 @@ def _stats_table(counts: dict[str, Any]) -> str:
 @errors_to_exit_codes
 def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool, watch: float | None) -> None:
     from bridge.cli.metrics import exposition
-    from bridge.stats import parse_queues
+    from bridge.stats import configured_queues, parse_queues
 
-    queues = parse_queues(queues_text)
+    queues = parse_queues(queues_text) if queues_text is not None else None
     if watch is not None and watch <= 0:
         raise click.UsageError("--watch takes a positive number of seconds")
     bridge = load_bridge(ctx)
+    queues = queues or configured_queues(bridge.app.conf, bridge.jobs_queue)
 
     def render() -> str:
         counts = bridge.stats(queues)
@@ -67,7 +72,7 @@ def stats(ctx: click.Context, queues_text: str, as_json: bool, prometheus: bool,
 
 
 @click.command(name="metrics-server", help="Serve the queue counts as Prometheus /metrics.")
-@click.option("--queues", "queues_text", default="celery,app:jobs", show_default=True)
+@click.option("--queues", "queues_text", default=None, metavar="A,B", help=QUEUES_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=9808, show_default=True)
 @click.pass_context
@@ -76,10 +81,11 @@ def metrics_server(ctx: click.Context, queues_text: str, host: str, port: int) -
     import time
 
     from bridge.cli.metrics import is_loopback, serve
-    from bridge.stats import parse_queues
+    from bridge.stats import configured_queues, parse_queues
 
-    queues = parse_queues(queues_text)
+    queues = parse_queues(queues_text) if queues_text is not None else None
     bridge = load_bridge(ctx)
+    queues = queues or configured_queues(bridge.app.conf, bridge.jobs_queue)
     token = bridge.settings.dashboard_token
     try:
         server = serve(lambda: bridge.stats(queues), host, port, token=token)

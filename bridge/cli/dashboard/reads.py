@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.core.ids import job_id_for
 from bridge.redis.backend import RedisBackend
 from bridge.redis.deadletters import DeadLetter, DeadLetters
+from bridge.stats import configured_queues
 
 if TYPE_CHECKING:
     import redis
@@ -79,12 +80,7 @@ def redis_backend(bridge: Bridge) -> RedisBackend | None:
 def queues_of(bridge: Bridge, named: Sequence[str], repeat_queues: Sequence[str] = ()) -> list[str]:
     """The queues the app uses: those named, the app's configured ones, those with delayed jobs,
     and those standing repeats send to (in that order, each once)."""
-    conf = bridge.app.conf
-    found: list[str] = [*named, conf.task_default_queue, bridge.jobs_queue]
-    found += [getattr(q, "name", str(q)) for q in (conf.task_queues or ())]
-    routes = conf.task_routes
-    if isinstance(routes, dict):
-        found += [str(r["queue"]) for r in routes.values() if isinstance(r, dict) and r.get("queue")]
+    found: list[str] = [*named, *configured_queues(bridge.app.conf, bridge.jobs_queue)]
     backend = redis_backend(bridge)
     if backend is not None:
         found += sorted(_text(q) for q in backend.client.smembers(backend.key("delayed-queues")))

@@ -85,6 +85,19 @@ def test_the_apps_bridge_is_used_with_its_own_settings(redis_client, server, how
     assert "no -A APP given" not in out.stderr
 
 
+def test_stats_counts_the_queues_the_apps_config_names_by_default(redis_client, server) -> None:
+    """Without --queues, ``jobs stats`` counts the app's own queues: its default queue, the jobs
+    queue, ``task_queues`` and the queues ``task_routes`` names (not ``celery``, which it never uses)."""
+    redis_client.rpush("feeds", "x", "y")  # two messages waiting in a routed queue
+    out = run(
+        str(BIN / "jobs"), "-A", "tests.apps.routed_app", "stats", "--json", ROUTED_BROKER_URL=server.url
+    )
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout)
+    assert list(counts) == ["default", "app:jobs", "media", "feeds"]
+    assert counts["feeds"]["waiting"] == 2
+
+
 def test_an_app_that_does_not_load_is_one_line() -> None:
     out = run(str(BIN / "jobs"), "-A", "no.such.module", "stats")
     assert out.returncode == 2
