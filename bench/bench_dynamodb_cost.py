@@ -1,4 +1,4 @@
-"""DynamoDB requests per add, run, cancel, lock and @idempotent body, counted (``GUARD_STORE=dynamodb``).
+"""DynamoDB requests per add, run, cancel, hop, lock and @idempotent body, counted (``GUARD_STORE=dynamodb``).
 
 Run from the repository root (moto's server is started in this process on a free
 loopback port; no Redis is used)::
@@ -18,6 +18,9 @@ by the number of operations. Each operation is the code path production runs:
   ``JOBS_DEDUPE_UNTIL=finish`` the key's release when the job finishes;
 * ``EventBridge run``: the ``bridge.sqs_run`` task's enqueue of the run, plus the
   tombstone checks of the run message and of the job it sends;
+* ``delay hop``: one 15-minute leg of a delay over SQS's 15 minutes: the
+  ``bridge.sqs_hop`` task run with Celery's ``apply`` (it sends the next hop), plus
+  the tombstone check of the hop's message as it arrives;
 * ``@idempotent body``: one delivery of a ``@bridge.idempotent`` task, run with
   Celery's ``apply`` (a first delivery; a repeated one is counted too);
 * ``lock``: one ``with bridge.lock(...)`` (acquire and release, not contended).
@@ -82,6 +85,7 @@ def main() -> int:
     from bridge import Bridge, Settings, celeryconfig
     from bridge.dynamodb.table import DynamoTable
     from bridge.sqs.admin import SqsAdmin
+    from bridge.sqs.hops import HOP_TASK, hop_id
     from bridge.sqs.runs import RUN_TASK
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
@@ -142,6 +146,17 @@ def main() -> int:
             backend.is_cancelled(f"job-of-{run_id}")  # the job it sent, as it arrives
 
         row("EventBridge run", eventbridge_run)
+        sqs_hop = app.tasks[HOP_TASK]
+
+        def delay_hop(i: int) -> None:
+            job_id = f"{run}-h{i}"
+            backend.is_cancelled(hop_id(job_id, 1))  # the hop's message, as it arrives
+            far = backend.now_ms() + 20 * 60_000  # still more than 15 minutes to go: the next hop is sent
+            kwargs = {"job_id": job_id, "name": "cost.noop", "data": {}, "queue": "cost", "priority": None,
+                      "due_ms": far, "hop": 1}  # fmt: skip
+            sqs_hop.apply(kwargs=kwargs, task_id=hop_id(job_id, 1))
+
+        row("delay hop (each 15 minutes of a longer delay)", delay_hop)
         row(
             "@idempotent body (first delivery)",
             lambda i: capture.apply(kwargs={"order_id": i}, task_id=f"{run}-c{i}"),

@@ -16,6 +16,12 @@ JSON, so EventBridge fills in the run's scheduled time:
 EventBridge's limits hold: ``every_ms`` is a whole number of minutes, at least
 one; a cron may not restrict both day of month and day of week (EventBridge
 takes ``?`` in one); there is no run ``limit`` (use ``end_at``).
+
+``start_at`` and ``end_at`` become the schedule's StartDate and EndDate while
+they lie ahead. A ``start_at`` already past is not sent (AWS refuses a recurring
+schedule that starts more than 5 minutes ago, and apps upsert their repeats at
+every start); an ``end_at`` already past stores the schedule disabled, so, as
+with beat, the repeat is listed and never fires.
 """
 
 from __future__ import annotations
@@ -162,8 +168,27 @@ class EventBridgeScheduler(RepeatScheduler):
 
     def upsert(self, spec: RepeatSpec) -> None:
         timetable = spec.timetable
-        description = json.dumps({"key": spec.idempotency_key, "cron": timetable.cron,
-                                  "every_ms": timetable.every_ms})  # fmt: skip
+        now = datetime.now(UTC)
+        meta: dict[str, Any] = {"key": spec.idempotency_key, "cron": timetable.cron,
+                                "every_ms": timetable.every_ms}  # fmt: skip
+        dates: dict[str, Any] = {}
+        state = "ENABLED"
+        # jobs.schedule is upserted at every start of an app, with the same start_at: a start already
+        # past is not sent, since AWS refuses a recurring schedule's StartDate more than 5 minutes ago,
+        # and a schedule that has started runs from now anyway. It is kept in the description for
+        # jobs.list.
+        if timetable.start_at and timetable.start_at > now:
+            dates["StartDate"] = timetable.start_at
+        elif timetable.start_at:
+            meta["start_at"] = timetable.start_at.isoformat()
+        # An end already past: as with beat, the repeat is kept (jobs.list shows it, with no next run)
+        # and never fires. The schedule is stored disabled, without a past EndDate for AWS to judge.
+        if timetable.end_at and timetable.end_at > now:
+            dates["EndDate"] = timetable.end_at
+        elif timetable.end_at:
+            meta["end_at"] = timetable.end_at.isoformat()
+            state = "DISABLED"
+        description = json.dumps(meta)
         if len(description) > 512:  # EventBridge's limit on a schedule's description
             raise InvalidSchedule(
                 "idempotency_key", "is too long for an EventBridge schedule; hash it first."
@@ -174,6 +199,7 @@ class EventBridgeScheduler(RepeatScheduler):
             "ScheduleExpression": eventbridge_expression(timetable),
             "ScheduleExpressionTimezone": timetable.tz,
             "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": state,
             "Description": description,
             "Target": {
                 "Arn": self.queue_arn,
@@ -181,10 +207,7 @@ class EventBridgeScheduler(RepeatScheduler):
                 "Input": json.dumps(run_message(self.app, spec)),
             },
         }
-        if timetable.start_at:
-            definition["StartDate"] = timetable.start_at
-        if timetable.end_at:
-            definition["EndDate"] = timetable.end_at
+        definition.update(dates)
         self._ensure_group()
         try:
             try:
@@ -229,7 +252,8 @@ def _spec_of(schedule: dict[str, Any]) -> RepeatSpec | None:
         meta = json.loads(schedule.get("Description") or "")
         message = json.loads(schedule["Target"]["Input"])
         _args, run, _embed = json.loads(base64.b64decode(message["body"]))
-        start, end = schedule.get("StartDate"), schedule.get("EndDate")
+        start = schedule.get("StartDate") or _instant(meta.get("start_at"))
+        end = schedule.get("EndDate") or _instant(meta.get("end_at"))
         timetable = Timetable(
             cron=meta.get("cron"), every_ms=meta.get("every_ms"), start_at=start, end_at=end,
             tz=schedule.get("ScheduleExpressionTimezone") or "UTC",
@@ -245,3 +269,7 @@ def _spec_of(schedule: dict[str, Any]) -> RepeatSpec | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _instant(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None

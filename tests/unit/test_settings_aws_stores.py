@@ -51,3 +51,13 @@ def test_dynamodb_guards_and_eventbridge_serve_sqs_only() -> None:
         Settings(queue_backend="broker", guard_store="dynamodb", dynamodb_table="t")
     with pytest.raises(ConfigError, match="JOBS_BACKEND=embedded; set JOBS_BACKEND=sqs"):
         Settings(jobs_scheduler="eventbridge", jobs_scheduler_role_arn=ROLE)
+
+
+def test_eventbridge_repeats_on_a_fifo_queue_are_refused_naming_the_fix() -> None:
+    """EventBridge Scheduler cannot give each run a FIFO deduplication id: the settings say what to set."""
+    fifo = {"QUEUE_BACKEND": "sqs", "SQS_QUEUE_URL": SQS["SQS_QUEUE_URL"] + ".fifo", "SQS_FIFO": "true"}
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**fifo, "JOBS_SCHEDULER": "eventbridge", "JOBS_SCHEDULER_ROLE_ARN": ROLE})
+    assert "JOBS_SCHEDULER=eventbridge" in str(refused.value)
+    assert "set SQS_FIFO=false, or JOBS_SCHEDULER=beat" in str(refused.value)
+    assert Settings.from_env(fifo).jobs_scheduler == "beat"  # the same queue with beat is accepted

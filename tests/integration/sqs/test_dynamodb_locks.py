@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
+import os
+import signal
 import time
 import uuid
 from typing import Any
@@ -105,3 +107,29 @@ def test_the_same_message_delivered_twice_runs_an_idempotent_body_once(
     assert [line["id"] for line in read_ledger(redis_client)] == [job_id]
     assert redis_client.llen("test:started") == 1
     assert f'bridge:idem:["ledger.capture","{job_id}"]:done' in aws.table_keys("bridge:idem:")
+
+
+VISIBILITY_S = 5
+
+
+def test_a_crash_mid_body_lets_the_redelivery_run_it_with_the_lease_in_dynamodb(
+    sqs, aws, nowhere, start_worker, make_bridge, redis_client, server
+):
+    """The pool process running an @idempotent body is killed (as the OOM killer would): the job comes
+    back, the dead run's lease in the table ends (2 s), the body runs again, and its effect lands once."""
+    url = SqsAdmin(sqs.settings()).ensure_queue("crashed", visibility_timeout=VISIBILITY_S)
+    env = aws.env(url, nowhere, server.url, SQS_HEARTBEAT_SEC="1", SQS_EXTEND_BY_SEC=str(VISIBILITY_S))
+    start_worker("awsw", concurrency=1, **env)
+    bridge = make_bridge(**aws.settings(url, nowhere))
+    job = bridge.queue.add("ledger.capture", {"order_id": 8, "sleep_s": 3}, idempotency_key="order-8")
+    assert wait_for(lambda: redis_client.llen("test:started") == 1, timeout=30)
+
+    pid = json.loads(redis_client.lindex("test:started", 0))["pid"]
+    os.kill(pid, signal.SIGKILL)  # the pool process, mid-body
+
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 1, timeout=60)
+    # Past the queue's visibility timeout and one more lease: any other copy would have run by now.
+    time.sleep(VISIBILITY_S + 3)
+    assert [line["id"] for line in read_ledger(redis_client)] == [job.id]  # the effect, once
+    assert redis_client.llen("test:started") == 2  # the killed body, and the redelivery's
+    assert f'bridge:idem:["ledger.capture","{job.id}"]:done' in aws.table_keys("bridge:idem:")

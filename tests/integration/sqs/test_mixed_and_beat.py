@@ -66,3 +66,32 @@ def test_queue_on_redis_and_jobs_on_sqs_each_travel_their_own_broker(
         "repeat": {"sqsw@bridge-test"},  # beat publishes repeats through JOBS_BACKEND too
     }
     assert len(read_ledger(redis_client)) == 4  # added, one-off, and the repeat's two runs
+
+
+def test_beat_fires_repeats_with_guards_in_dynamodb_when_redis_url_is_set(
+    sqs, aws, nowhere, start_worker, start_beat, make_bridge, redis_client, server
+):
+    """GUARD_STORE=dynamodb with a REDIS_URL for beat (JOBS_SCHEDULER=beat, the default): a real
+    ``celery beat`` keeps the repeat in Redis and fires it onto SQS; each run's dedupe claim is in
+    the DynamoDB table, and the worker runs each tick once."""
+    url = SqsAdmin(sqs.settings()).ensure_queue("beat-dynamodb")
+    beat_env = {"REDIS_URL": server.url, "JOBS_SCHEDULER": "beat", "JOBS_SCHEDULER_ROLE_ARN": ""}
+    env = aws.env(url, nowhere, server.url, **beat_env)
+    start_worker("awsw", **env)
+    bridge = make_bridge(
+        **aws.settings(
+            url, nowhere, redis_url=server.url, jobs_scheduler="beat", jobs_scheduler_role_arn=None
+        )
+    )
+    repeat = bridge.jobs.schedule("ledger.record", {"key": "tick"}, every_ms=1000, idempotency_key="tick")
+    assert [r.id for r in bridge.jobs.list()] == [repeat.id]
+    start_beat("beat1", **env)
+
+    assert wait_for(lambda: redis_client.llen("test:ledger") >= 3, timeout=60)
+    assert bridge.jobs.cancel(name="ledger.record", idempotency_key="tick", every_ms=1000) is True
+    time.sleep(3.0)  # runs already on the queue drain; no new tick fires
+    lines = read_ledger(redis_client)
+    assert len({line["id"] for line in lines}) == len(lines)  # each tick's run once
+    assert {line["worker"] for line in lines} == {"awsw@bridge-test"}
+    assert {line["key"] for line in lines} == {"tick"}
+    assert {f"bridge:guard:{line['id']}" for line in lines} <= set(aws.table_keys("bridge:guard:"))
