@@ -191,7 +191,9 @@ class EventBridgeScheduler(RepeatScheduler):
         description = json.dumps(meta)
         if len(description) > 512:  # EventBridge's limit on a schedule's description
             raise InvalidSchedule(
-                "idempotency_key", "is too long for an EventBridge schedule; hash it first."
+                "idempotency_key",
+                f"is too long for an EventBridge schedule (its description, the key with the rule and any "
+                f"past start_at/end_at, is {len(description)} characters; EventBridge takes 512): hash it.",
             )
         definition: dict[str, Any] = {
             "Name": spec.id,

@@ -177,3 +177,19 @@ def test_an_end_at_already_past_keeps_the_repeat_listed_and_it_never_fires(sqs, 
     [listed] = bridge.jobs.list()
     assert (listed.end_at, listed.next_run) == (end, None)
     assert bridge.jobs.cancel(name="ledger.record", every_ms=60_000) is True
+
+
+def test_a_key_too_long_for_a_schedules_description_is_refused_and_nothing_is_stored(
+    sqs, aws, nowhere, make_bridge
+):
+    """EventBridge keeps a schedule's description to 512 characters, and the description holds the
+    key with the rule: a key within the bridge's own 512 that overflows it is refused naming
+    idempotency_key and the fix, before anything is created."""
+    url = SqsAdmin(sqs.settings()).ensure_queue("long-keys")
+    bridge = make_bridge(**aws.settings(url, nowhere))
+    with pytest.raises(InvalidSchedule) as refused:
+        bridge.jobs.schedule("ledger.record", {}, cron="0 6 * * *", idempotency_key="k" * 490)
+    assert refused.value.field == "idempotency_key"
+    assert "EventBridge takes 512" in str(refused.value)
+    assert "hash it" in str(refused.value)
+    assert bridge.jobs.list() == []
