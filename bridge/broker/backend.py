@@ -27,7 +27,7 @@ from bridge.broker.deadletters import PublishedDeadLetters
 from bridge.broker.guard import GuardedBackend, GuardStore
 from bridge.broker.scripts import ADD_DELAYED, CANCEL_DELAYED, FORGET, TAKE_DUE
 from bridge.core.backend import OWN_BROKER_SCHEMES
-from bridge.core.publish import send_detached
+from bridge.core.publish import routed_queue, send_detached
 from bridge.core.redact import redact
 from bridge.errors import ConfigError, backend_unavailable
 from bridge.job import Job, JobRequest
@@ -74,7 +74,9 @@ class BrokerBackend(GuardedBackend):
         return [self._add(request) for request in requests]
 
     def _add(self, request: JobRequest) -> Job:
-        queue = request.queue or self.app.conf.task_default_queue
+        # Without queue=, the app's task_routes decide, as for apply_async: the message is published
+        # with no queue option (Celery's router also sets the route's exchange and routing key).
+        queue = request.queue or routed_queue(self.app, request.name, request.data)
         ttl = (request.guard_ttl_ms or self._guard_ttl_ms) + request.delay_ms
         if request.delay_ms:
             return self._add_delayed(request, queue, ttl)
@@ -85,7 +87,7 @@ class BrokerBackend(GuardedBackend):
                 if standing is not None:
                     return Job(id=request.job_id, name=request.name, queue=standing, deduplicated=True)
                 claimed = True
-            self._publish(request.name, request.data, request.job_id, queue, request.priority)
+            self._publish(request.name, request.data, request.job_id, request.queue, request.priority)
         except (KombuError, RedisError, OSError) as exc:
             if claimed:  # the publish failed: free the key, so a retry with it can send
                 self._release_quietly(request.job_id)
@@ -93,8 +95,9 @@ class BrokerBackend(GuardedBackend):
         return Job(id=request.job_id, name=request.name, queue=queue)
 
     def _add_delayed(self, request: JobRequest, queue: str, ttl: int) -> Job:
+        # "routed": published with no queue option when due, so the app's task_routes decide then.
         job = json.dumps({"name": request.name, "data": request.data, "queue": queue,
-                          "priority": request.priority})  # fmt: skip
+                          "priority": request.priority, "routed": request.queue is None})  # fmt: skip
         keys = [f"bridge:guard:{request.job_id}", f"{_PREFIX}delayed:{queue}", f"{_PREFIX}queues",
                 f"{_PREFIX}jobs"]  # fmt: skip
         guard_ttl = str(ttl) if request.idempotency_key is not None else ""
@@ -109,7 +112,7 @@ class BrokerBackend(GuardedBackend):
         return Job(id=request.job_id, name=request.name, queue=queue, due_ms=int(value))
 
     def _publish(
-        self, name: str, data: dict[str, Any], job_id: str, queue: str, priority: int | None
+        self, name: str, data: dict[str, Any], job_id: str, queue: str | None, priority: int | None
     ) -> None:
         send_detached(self.app, name, kwargs=data, task_id=job_id, queue=queue, priority=priority)
 
@@ -132,7 +135,8 @@ class BrokerBackend(GuardedBackend):
             if raw_job:  # empty: cancelled while taken, nothing to publish
                 job = json.loads(raw_job)
                 try:
-                    self._publish(job["name"], job["data"], job_id, job["queue"], job["priority"])
+                    queue = None if job.get("routed") else job["queue"]
+                    self._publish(job["name"], job["data"], job_id, queue, job["priority"])
                 except (KombuError, OSError) as exc:
                     # Left in "promoting": when its lease ends a promoter publishes it again.
                     raise backend_unavailable("publishing a due job", exc, self.url) from None

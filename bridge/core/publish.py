@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["send_detached"]
+__all__ = ["routed_queue", "send_detached"]
 
 
 def send_detached(app: Any, name: str, **options: Any) -> None:
@@ -21,3 +21,11 @@ def send_detached(app: Any, name: str, **options: Any) -> None:
     backend, result.backend = result.backend, None  # __del__ has nothing left to do
     if backend is not None:
         backend.remove_pending_result(result)
+
+
+def routed_queue(app: Any, name: str, data: dict[str, Any]) -> str:
+    """The queue ``app.send_task(name, kwargs=data)`` sends to when no queue is given: the one the
+    app's ``task_routes`` names for it, else ``task_default_queue`` (Celery's own router decides)."""
+    options = app.amqp.router.route({}, name, (), data, app.tasks.get(name))
+    queue = options.get("queue")
+    return str(getattr(queue, "name", queue) or app.conf.task_default_queue)

@@ -32,7 +32,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from bridge.broker.guard import GuardedBackend, guard_store_for
-from bridge.core.publish import send_detached
+from bridge.core.publish import routed_queue, send_detached
 from bridge.core.redact import redact
 from bridge.errors import (
     BackendUnavailable,
@@ -112,7 +112,8 @@ class SqsBackend(GuardedBackend):
             )
 
     def _add(self, request: JobRequest) -> Job:
-        queue = request.queue or self.app.conf.task_default_queue
+        # Without queue=, the app's task_routes decide, as for apply_async.
+        queue = request.queue or routed_queue(self.app, request.name, request.data)
         claimed = False
         try:
             if request.idempotency_key is not None:
@@ -127,7 +128,7 @@ class SqsBackend(GuardedBackend):
                                    DelaySeconds=MAX_DELAY_MS // 1000)  # fmt: skip
             else:
                 send_detached(self.app,
-                    request.name, kwargs=request.data, task_id=request.job_id, queue=queue,
+                    request.name, kwargs=request.data, task_id=request.job_id, queue=request.queue,
                     priority=request.priority, **self._properties(request),
                 )  # fmt: skip
         except Exception as exc:

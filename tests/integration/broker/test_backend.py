@@ -208,6 +208,46 @@ def test_a_failed_publish_frees_the_key(rabbit: str, system_redis: Server, redis
         retry.close()
 
 
+def test_adds_follow_the_apps_task_routes_as_apply_async_does(
+    rabbit: str, system_redis: Server, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that routes a task to its own queue (``task_routes``, as Celery's routing docs write
+    it): an add without ``queue=`` lands where ``apply_async`` would send it, delayed or not, and
+    ``queue=`` still overrides the route."""
+    monkeypatch.setenv("REDIS_URL", system_redis.url)
+    app = Celery("rabbit-routed", set_as_current=False)
+    app.conf.update(
+        broker_url=rabbit, task_routes={"amqp.record": {"queue": "reports"}, "amqp.block": "slow"}
+    )
+    bridge = Bridge(app)
+
+    def waiting(queue: str) -> int:
+        with Connection(rabbit) as conn:
+            return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
+
+    try:
+        with Connection(rabbit) as conn:
+            for queue in ("reports", "slow"):
+                conn.default_channel.queue_declare(queue, durable=True, auto_delete=False)
+                conn.default_channel.queue_purge(queue)
+        app.send_task("amqp.record", kwargs={"key": "by-celery"})
+        now = bridge.queue.add("amqp.record", {"key": "now"}, idempotency_key="now")
+        later = bridge.queue.add("amqp.record", {"key": "later"}, delay_ms=300)
+        blocked = bridge.queue.add("amqp.block", {"key": "b"})
+        chosen = bridge.queue.add("amqp.record", {"key": "chosen"}, queue="slow")
+        assert (now.queue, later.queue, blocked.queue, chosen.queue) == ("reports", "reports", "slow", "slow")
+        assert bridge.queue.add("amqp.record", {"key": "now"}, idempotency_key="now").deduplicated
+        assert wait_for(lambda: bridge.backend.promote_due() is None and waiting("reports") == 3, timeout=20)
+        assert waiting("slow") == 2
+        assert waiting("celery") == 0
+    finally:
+        with Connection(rabbit) as conn:
+            for queue in ("reports", "slow"):
+                conn.default_channel.queue_purge(queue)
+        bridge.close()
+        app.close()
+
+
 def test_cancelling_a_repeat_whose_last_run_cannot_be_revoked_says_so(
     producer: Bridge, start, rabbit: str, system_redis: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

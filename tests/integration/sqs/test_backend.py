@@ -208,3 +208,24 @@ def test_fifo_sends_carry_a_deduplication_id_from_the_key_and_sqs_dedupes_behind
     expected = hashlib.sha256(b"ledger.record\0order-1").hexdigest()
     assert received[0]["Attributes"]["MessageDeduplicationId"] == expected
     assert received[0]["Attributes"]["MessageGroupId"] == "g"
+
+
+def test_adds_follow_the_apps_task_routes_to_another_predefined_queue(sqs, make_bridge):
+    """An app whose config predefines a second queue and routes a task there (``task_routes``): an
+    add without ``queue=`` goes where ``apply_async`` sends it, delayed or not; others keep the
+    default queue, and dedupe holds."""
+    jobs_url = SqsAdmin(sqs.settings()).ensure_queue("routed-jobs")
+    reports_url = SqsAdmin(sqs.settings()).ensure_queue("routed-reports")
+    bridge = sqs_bridge(make_bridge, sqs, jobs_url)
+    options = dict(bridge.app.conf.broker_transport_options)
+    options["predefined_queues"] = {**options["predefined_queues"], "routed-reports": {"url": reports_url}}
+    bridge.app.conf.update(broker_transport_options=options, task_routes={"ledger.record": "routed-reports"})
+
+    bridge.app.send_task("ledger.record", kwargs={"key": "by-celery"})
+    now = bridge.queue.add("ledger.record", {"key": "now"}, idempotency_key="now")
+    later = bridge.queue.add("ledger.record", {"key": "later"}, delay_ms=1_000)
+    other = bridge.queue.add("ledger.fail", {"key": "x"})
+    assert (now.queue, later.queue, other.queue) == ("routed-reports", "routed-reports", "routed-jobs")
+    assert bridge.queue.add("ledger.record", {"key": "now"}, idempotency_key="now").deduplicated
+    assert wait_for(lambda: visible(reports_url, sqs) == 3, timeout=20)
+    assert visible(jobs_url, sqs) == 1
