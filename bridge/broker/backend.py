@@ -97,7 +97,8 @@ class BrokerBackend(GuardedBackend):
     def _add_delayed(self, request: JobRequest, queue: str, ttl: int) -> Job:
         # "routed": published with no queue option when due, so the app's task_routes decide then.
         job = json.dumps({"name": request.name, "data": request.data, "queue": queue,
-                          "priority": request.priority, "routed": request.queue is None})  # fmt: skip
+                          "priority": request.priority, "routed": request.queue is None,
+                          "key": request.idempotency_key})  # fmt: skip
         keys = [f"bridge:guard:{request.job_id}", f"{_PREFIX}delayed:{queue}", f"{_PREFIX}queues",
                 f"{_PREFIX}jobs"]  # fmt: skip
         guard_ttl = str(ttl) if request.idempotency_key is not None else ""

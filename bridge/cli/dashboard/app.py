@@ -66,7 +66,9 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
     env.filters.update(shown=shown, when=when, dt=when_dt, relative=relative)
     env.globals["pager"] = Pager
     backend = reads.redis_backend(bridge)
-    sqs_url = bridge.settings.sqs_queue_url if backend is None else None
+    # Another broker (RabbitMQ...): its delayed jobs wait in the guard store, and are listed too.
+    broker = reads.broker_backend(bridge)
+    sqs_url = bridge.settings.sqs_queue_url if backend is None and broker is None else None
     # Dead letters the bridge keeps and can list (Redis, embedded, and the guard store of another
     # broker such as RabbitMQ); None on SQS, where the queue's own DLQ holds them.
     letters = bridge.dead_letters
@@ -97,7 +99,8 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         body = env.get_template(template).render(
             request=request, csrf=request.state.csrf, read_only=security.read_only,
             login=security.token is not None, logged_in=request.state.logged_in,
-            redis=backend is not None, sqs=bool(sqs_url), counted=counted, letters=letters is not None,
+            redis=backend is not None, delayed=backend is not None or broker is not None, sqs=bool(sqs_url),
+            counted=counted, letters=letters is not None,
             flash=unquote(flash) if flash else None,
             broker=redact(str(bridge.app.conf.broker_url or "")), **context,
         )  # fmt: skip
@@ -122,11 +125,13 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
                 "ones and dead letters (in its dead-letter queue) included, and lists none of them; the "
                 "SQS page shows the approximate counts of the queue and of its dead-letter queue."
             )
-        broker = redact(str(bridge.app.conf.broker_url))
+        where = redact(str(bridge.app.conf.broker_url))
         return PageUnavailable(
-            f"{what}: not available on the broker backend ({broker}): this page "
-            "reads the queues the bridge keeps in Redis. The overview shows this broker's counts "
-            "(delayed jobs included), and the dead letters page its dead letters."
+            f"{what}: not available on the broker backend ({where}): the broker holds this app's "
+            "queued jobs and shows no one inside its queues, so this page, which looks through the "
+            "queues the bridge keeps in Redis, cannot. The overview shows this broker's counts, the "
+            "delayed jobs page the jobs waiting for their delay (in the guard store), and the dead "
+            "letters page its dead letters; `celery inspect query_task ID` finds a job a worker holds."
         )
 
     def needs_redis(what: str) -> RedisBackend:
@@ -145,7 +150,8 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         if not counted:
             return {"counts": None, "chart": None}
         data = {"counts": _counts(), "chart": None, "updated": when(reads.now_ms()),
-                "delayed_link": backend is not None, "failed_link": letters is not None}  # fmt: skip
+                "delayed_link": backend is not None or broker is not None,
+                "failed_link": letters is not None}  # fmt: skip
         if backend is not None:  # the per-minute counters are kept by the Redis backend only
             from bridge.redis.rates import read_rates
 
@@ -162,10 +168,13 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         return HTMLResponse(body)
 
     def delayed(request: Request) -> Response:
-        redis_backend = needs_redis("Delayed jobs")
         names = reads.queues_of(bridge, queues)
         queue = request.query_params.get("queue") or (names[0] if names else "celery")
-        listing = reads.delayed_page(redis_backend, queue, offset_of(request.query_params.get("offset")))
+        offset = offset_of(request.query_params.get("offset"))
+        if broker is not None:
+            listing = reads.broker_delayed_page(broker, queue, offset)
+        else:
+            listing = reads.delayed_page(needs_redis("Delayed jobs"), queue, offset)
         return page(request, "delayed.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def repeats(request: Request) -> Response:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bridge.broker.backend import BrokerBackend
 from bridge.core.ids import job_id_for
 from bridge.redis.backend import RedisBackend
 from bridge.redis.deadletters import DeadLetter, DeadLetters
@@ -33,6 +34,8 @@ __all__ = [
     "DelayedJob",
     "DelayedPage",
     "Lookup",
+    "broker_backend",
+    "broker_delayed_page",
     "dead_page",
     "delayed_page",
     "lookup",
@@ -77,6 +80,12 @@ def redis_backend(bridge: Bridge) -> RedisBackend | None:
     return backend if isinstance(backend, RedisBackend) else None
 
 
+def broker_backend(bridge: Bridge) -> BrokerBackend | None:
+    """The bridge's queue backend when the app keeps its own broker (RabbitMQ...), else None."""
+    backend = bridge.backend
+    return backend if isinstance(backend, BrokerBackend) else None
+
+
 def queues_of(bridge: Bridge, named: Sequence[str], repeat_queues: Sequence[str] = ()) -> list[str]:
     """The queues the app uses: those named, the app's configured ones, those with delayed jobs,
     and those standing repeats send to (in that order, each once)."""
@@ -84,6 +93,9 @@ def queues_of(bridge: Bridge, named: Sequence[str], repeat_queues: Sequence[str]
     backend = redis_backend(bridge)
     if backend is not None:
         found += sorted(_text(q) for q in backend.client.smembers(backend.key("delayed-queues")))
+    broker = broker_backend(bridge)
+    if broker is not None:
+        found += sorted(_text(q) for q in broker.client.smembers(broker.key("broker", "queues")))
     found += [q for q in repeat_queues if q]
     return list(dict.fromkeys(q for q in found if q))
 
@@ -128,6 +140,30 @@ def delayed_page(backend: RedisBackend, queue: str, offset: int, limit: int = PA
     for job_id, (_member, score), raw, key in zip(ids, head, commands, keys, strict=True):
         name, data = _message_summary(raw)
         jobs.append(DelayedJob(job_id, name, _text(key) if key else None, queue, int(score), data))
+    return DelayedPage(queue, jobs, int(total), offset, int(seconds) * 1000 + int(micros) // 1000)
+
+
+def broker_delayed_page(
+    backend: BrokerBackend, queue: str, offset: int, limit: int = PAGE_SIZE
+) -> DelayedPage:
+    """Delayed jobs of ``queue`` on another broker (kept in the guard store until due), soonest first."""
+    client = backend.client
+    zkey = backend.key("broker", "delayed", queue)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zrange(zkey, offset, offset + limit - 1, withscores=True)
+        pipe.zcard(zkey)
+        pipe.time()
+        head, total, (seconds, micros) = pipe.execute()
+    ids = [_text(member) for member, _score in head]
+    stored = client.hmget(backend.key("broker", "jobs"), ids) if ids else []
+    jobs = []
+    for job_id, (_member, score), raw in zip(ids, head, stored, strict=True):
+        try:
+            job = json.loads(raw) if raw else {}
+        except ValueError:
+            job = {}
+        data = json.dumps(job["data"])[:300] if "data" in job else ""
+        jobs.append(DelayedJob(job_id, str(job.get("name", "?")), job.get("key"), queue, int(score), data))
     return DelayedPage(queue, jobs, int(total), offset, int(seconds) * 1000 + int(micros) // 1000)
 
 

@@ -8,7 +8,6 @@ not keep answers 404 and says where to look instead, never a server error.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from tests.integration.cli import dashboard_ui as ui
 from tests.integration.cli.dashboard_ui import Dashboard, flash, nav, screenshot, submit
 
 UNREADABLE_ON_SQS = ("/delayed", "/dead?queue=celery", "/dead/purge?queue=celery", "/lookup?id=x", "/lookup")
-UNREADABLE_ON_BROKER = ("/delayed?queue=celery", "/lookup?id=x", "/sqs")
+UNREADABLE_ON_BROKER = ("/lookup?id=x", "/sqs")
 AMQP_APP = "tests.apps.amqp_app"
 PARKED = "parked"  # a queue no worker of these tests consumes: what is sent there keeps waiting
 
@@ -138,7 +137,7 @@ def rabbit_app(rabbit: str, system_redis: Server, redis_client: redis.Redis, mon
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.rabbitmq
-def test_on_rabbitmq_the_overview_counts_dead_letters_retry_and_redis_only_pages_say_so(
+def test_on_rabbitmq_the_overview_counts_delayed_jobs_cancel_dead_letters_retry_and_lookup_says_why_not(
     rabbit: str, rabbit_app: Bridge, system_redis: Server, redis_client: redis.Redis, page, dashboard_at,
     tmp_path: Path,
 ) -> None:  # fmt: skip
@@ -150,19 +149,36 @@ def test_on_rabbitmq_the_overview_counts_dead_letters_retry_and_redis_only_pages
     try:
         dashboard = dashboard_at(env, "--queues", f"celery,{PARKED}", app=AMQP_APP)
         failed = rabbit_app.queue.add("amqp.fail_once", {"key": "order-7"})
-        rabbit_app.queue.add("amqp.record", {"key": "later"}, idempotency_key="later", delay_ms=600_000)
+        later = rabbit_app.queue.add(
+            "amqp.record", {"key": "later"}, idempotency_key="later", delay_ms=600_000
+        )
+        kept = rabbit_app.queue.add("amqp.record", {"key": "kept"}, delay_ms=900_000)
         for i in range(2):
             rabbit_app.queue.add("amqp.record", {"key": f"parked-{i}"}, queue=PARKED)
         assert wait_for(lambda: rabbit_app.dead_letters.count("celery") == 1, timeout=45), worker.tail()
 
         page.goto(f"{dashboard.url}/")
-        assert nav(page) == ["Overview", "Repeats", "Dead letters"]
+        assert nav(page) == ["Overview", "Delayed", "Repeats", "Dead letters"]
         celery = counts_of(page, "celery")
-        assert celery == {"waiting": 0, "active": 0, "delayed": 1, "scheduled": 0, "failed": 1}
+        assert celery == {"waiting": 0, "active": 0, "delayed": 2, "scheduled": 0, "failed": 1}
         assert counts_of(page, PARKED)["waiting"] == 2
         assert "kept by the Redis backend only" in page.locator("#no-chart").inner_text()
-        assert page.locator('tr[data-queue="celery"] td[data-state="delayed"] a').count() == 0
         screenshot(page, "broker-overview")
+
+        # The delayed jobs wait in the guard store until due: listed soonest first, one cancelled.
+        submit(page, page.locator('tr[data-queue="celery"] td[data-state="delayed"] a'))
+        assert page.locator("#delayed tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)") == [
+            later.id, kept.id,
+        ]  # fmt: skip
+        row = page.locator(f'tr[data-id="{later.id}"]')
+        assert "amqp.record" in row.inner_text()
+        assert "later" in row.locator("td").nth(2).inner_text()  # its idempotency key
+        assert "in 10 min" in row.inner_text()
+        submit(page, row.locator("button", has_text="cancel"))
+        assert flash(page) == f"cancelled delayed job {later.id}"
+        assert rabbit_app.backend.delayed_count("celery") == 1  # type: ignore[attr-defined]
+        assert redis_client.exists(f"bridge:guard:{later.id}") == 0  # its key is free again
+        page.goto(f"{dashboard.url}/")
 
         submit(page, page.locator('tr[data-queue="celery"] td[data-state="failed"] a'))
         letter = page.locator(f'tr[data-id="{failed.id}"]')
@@ -177,9 +193,7 @@ def test_on_rabbitmq_the_overview_counts_dead_letters_retry_and_redis_only_pages
             status, error = refusal(page, dashboard.url + path)
             assert status == 404, path
             if path != "/sqs":
-                assert re.match(r"(Delayed jobs|Job lookup): not available on the broker backend", error), (
-                    path
-                )
+                assert error.startswith("Job lookup: not available on the broker backend"), path
                 assert "amqp://guest:***@" in error  # the broker named, its password not
         assert "this app's queues are not on SQS" in refusal(page, dashboard.url + "/sqs")[1]
     finally:
