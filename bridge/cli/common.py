@@ -88,29 +88,28 @@ class Target:
 
 
 def accept_app_after(command: click.Command) -> None:
-    """Let ``-A APP`` also follow a subcommand (``jobs dashboard -A proj``), as it follows
-    ``celery``'s (``celery worker -A proj``): every command under ``command`` takes it."""
+    """Let ``-A APP`` and ``--redis-url URL`` also follow a subcommand (``jobs dashboard -A proj``),
+    as ``-A`` follows ``celery``'s (``celery worker -A proj``): every command under ``command`` takes them."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             accept_app_after(sub)
         return
 
-    def name_app(ctx: click.Context, _param: click.Parameter, app_path: str | None) -> None:
-        if not app_path:
+    def name_target(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if not value:
             return
-        if _target(ctx).redis_url:
+        given = Target(app_path=value) if param.name == "app" else Target(redis_url=value)
+        target = _target(ctx)
+        if (given.app_path and target.redis_url) or (given.redis_url and target.app_path):
             raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
-        ctx.meta[TARGET] = Target(app_path=app_path)
+        ctx.meta[TARGET] = given
 
-    command.params.append(
-        click.Option(
-            ["-A", "--app"],
-            metavar="APP",
-            expose_value=False,
-            callback=name_app,
-            help="Your Celery app, as for celery -A (also accepted before the command).",
-        )
-    )
+    command.params += [
+        click.Option(["-A", "--app"], metavar="APP", expose_value=False, callback=name_target,
+                     help="Your Celery app, as for celery -A (also accepted before the command)."),
+        click.Option(["--redis-url"], metavar="URL", expose_value=False, callback=name_target,
+                     help="Without -A: the Redis to read (also accepted before the command)."),
+    ]  # fmt: skip
 
 
 def _target(ctx: click.Context) -> Target:

@@ -20,20 +20,26 @@ def dlq() -> None:
 
 
 def _letters(ctx: click.Context) -> Any:
-    letters = load_bridge(ctx).dead_letters
-    if letters is None:
+    return _bridge_and_letters(ctx)[1]
+
+
+def _bridge_and_letters(ctx: click.Context) -> tuple[Any, Any]:
+    bridge = load_bridge(ctx)
+    if bridge.dead_letters is None:
         raise ConfigError("this backend keeps no dead letters here; for SQS use the queue's DLQ.")
-    return letters
+    return bridge, bridge.dead_letters
 
 
 @dlq.command(name="list", help="List a queue's dead letters, newest first.")
-@click.option("--queue", required=True, help="Queue name.")
+@click.option("--queue", default=None, help="Queue name (default: the app's task_default_queue).")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects).")
 @click.pass_context
 @errors_to_exit_codes
-def dlq_list(ctx: click.Context, queue: str, limit: int, as_json: bool) -> None:
-    entries = _letters(ctx).entries(queue, limit)
+def dlq_list(ctx: click.Context, queue: str | None, limit: int, as_json: bool) -> None:
+    bridge, letters = _bridge_and_letters(ctx)
+    queue = queue or str(bridge.app.conf.task_default_queue)
+    entries = letters.entries(queue, limit)
     if as_json:
         click.echo(json_text([e.as_json() for e in entries]))
         return

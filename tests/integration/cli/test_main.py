@@ -58,13 +58,22 @@ def test_with_an_embedded_server_started_on_purpose_it_reads_that_one(tmp_path: 
     assert json.loads(stopped.stdout) == {"stopped": True}
 
 
-def test_redis_url_option_and_its_password_stay_hidden(redis_client, server) -> None:
-    url = server.url.replace("redis://", "redis://default:not-the-password@")
-    out = run(str(BIN / "jobs"), "--redis-url", server.url, "stats", "--queues", "celery", "--json")
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_redis_url_option_and_its_password_stay_hidden(redis_client, server, where: str) -> None:
+    """``--redis-url`` before the command or after it (``jobs stats --redis-url URL``)."""
+
+    def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        option = ["--redis-url", url]
+        return run(str(BIN / "jobs"), *(option if where == "before" else []), *args,
+                   *(option if where == "after" else []))  # fmt: skip
+
+    redis_client.rpush("celery", "x")
+    out = jobs(server.url, "stats", "--queues", "celery", "--json")
     assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["celery"]["waiting"] == 1
     assert out.stderr.strip() == f"jobs: no -A APP given; read --redis-url {server.url}"
-    refused = run(str(BIN / "jobs"), "--redis-url", url, "stats", "--queues", "celery")
-    assert "not-the-password" not in refused.stdout + refused.stderr
+    with_password = jobs(server.url.replace("redis://", "redis://default:not-the-password@"), "stats")
+    assert "not-the-password" not in with_password.stdout + with_password.stderr
 
 
 @pytest.mark.parametrize("how", ["jobs -A", "jobs stats -A", "celery -A"])
@@ -107,11 +116,15 @@ def test_an_app_that_does_not_load_is_one_line() -> None:
     ]
 
 
-@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("where", ["-A before", "-A after", "both after"])
 def test_a_and_redis_url_together_are_refused(where: str) -> None:
-    app = ["-A", "tests.apps.docs_app"]
-    before, after = (app, []) if where == "before" else ([], app)
-    out = run(str(BIN / "jobs"), *before, "--redis-url", "redis://x/0", "stats", *after)
+    app, url = ["-A", "tests.apps.docs_app"], ["--redis-url", "redis://x/0"]
+    before, after = {
+        "-A before": ([*app, *url], []),
+        "-A after": (url, app),
+        "both after": ([], [*url, *app]),
+    }[where]
+    out = run(str(BIN / "jobs"), *before, "stats", *after)
     assert out.returncode == 2
     assert "give -A APP or --redis-url, not both" in out.stderr
 

@@ -84,6 +84,7 @@ def test_dead_letters_record_the_failure_and_retry_runs_once(start_worker, make_
 
     listed = json.loads(jobs_cli(server, "dlq", "list", "--queue", "celery", "--json").stdout)
     assert len(listed) == 1  # the opted-out task left none
+    assert json.loads(jobs_cli(server, "dlq", "list", "--json").stdout) == listed  # the default queue's
     [letter] = listed
     assert (letter["id"], letter["name"], letter["data"]) == (job.id, "ledger.fail", {"key": "k1"})
     assert (letter["exc_type"], letter["exc_message"], letter["attempts"]) == (
