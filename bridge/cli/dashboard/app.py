@@ -193,6 +193,8 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         return page(request, "dead.html", queues=names, listing=listing, page_size=reads.PAGE_SIZE)
 
     def purge_confirm(request: Request) -> Response:
+        if security.read_only:  # the confirmation of an action this dashboard will not take
+            return refused(request, "read-only: this dashboard takes no actions")
         queue = request.query_params.get("queue", "")
         count = needs_letters().count(queue)
         return page(request, "purge.html", queue=queue, count=count)

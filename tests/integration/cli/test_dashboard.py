@@ -297,6 +297,9 @@ def test_a_forged_post_is_refused_and_read_only_shows_and_takes_no_action(
     assert "jobs_sid" not in csrf
     page.goto(f"{read_only}/dead?queue={Q}")
     assert page.locator("button").count() == 1  # the queue picker's "show" only
+    confirm = page.request.get(f"{read_only}/dead/purge?queue={Q}")  # the purge's confirmation page
+    assert confirm.status == 403
+    assert "read-only" in confirm.text()
     refused = page.request.post(read_only + "/delayed/cancel", form={"id": job.id, "queue": Q})
     assert refused.status == 403
     assert "read-only" in refused.text()
@@ -325,8 +328,13 @@ def test_a_token_requires_a_login_for_every_page_and_metrics(dashboards, page, r
     page.goto(url + "/")
     assert page.locator('tr[data-queue="celery"]').count() == 1
 
-    scrape = urllib.request.Request(url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert urllib.request.urlopen(scrape, timeout=10).status == 200
+    for path in ("/metrics", "/dead?queue=celery"):  # a scraper or a script: the token, no login form
+        scrape = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert urllib.request.urlopen(scrape, timeout=10).status == 200, path
+    wrong = urllib.request.Request(url + "/metrics", headers={"Authorization": "Bearer wrong"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(wrong, timeout=10)
+    assert answer.value.code == 401
 
     submit(page, page.locator("button", has_text="log out"))
     page.goto(url + "/")
