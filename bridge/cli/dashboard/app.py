@@ -182,8 +182,9 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
         listed, total = bridge.jobs.page(offset, reads.PAGE_SIZE)
         # beat's schedule also holds the app's static beat_schedule entries: counted, not listed.
         static = max(0, min(reads.PAGE_SIZE, total - offset) - len(listed))
+        in_beat = bridge.jobs_backend.repeat_scheduler() is None  # else EventBridge's, repeats only
         return page(request, "repeats.html", repeats=listed, total=total, offset=offset, static=static,
-                    page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
+                    in_beat=in_beat, page_size=reads.PAGE_SIZE, now=datetime.now(UTC))  # fmt: skip
 
     def dead(request: Request) -> Response:
         dead_letters = needs_letters()

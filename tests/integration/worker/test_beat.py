@@ -131,7 +131,7 @@ def test_the_dashboard_counts_the_static_entries_and_lists_only_the_bridges_repe
             html = response.read().decode()
     finally:
         stop_dashboard(dashboard)
-    assert "1-7 of 7" in html  # the five static entries, celery.backend_cleanup, and the repeat
+    assert "1-7 of 7 entries of beat&#39;s schedule" in html  # 5 static, backend_cleanup, 1 repeat
     assert re.search(r"6 of these entries are the app's own static\s*<code>beat_schedule</code>", html), html
     assert html.count("<tr data-id=") == 1
     assert "cron 0 6 * * *" in html
