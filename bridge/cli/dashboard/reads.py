@@ -122,13 +122,7 @@ class DelayedPage:
 def delayed_page(backend: RedisBackend, queue: str, offset: int, limit: int = PAGE_SIZE) -> DelayedPage:
     """Delayed jobs of ``queue``, soonest due first, from position ``offset``."""
     client = backend.client
-    zkey = backend.key("delayed", queue)
-    with client.pipeline(transaction=False) as pipe:
-        pipe.zrange(zkey, offset, offset + limit - 1, withscores=True)
-        pipe.zcard(zkey)
-        pipe.time()
-        head, total, (seconds, micros) = pipe.execute()
-    ids = [_text(member) for member, _score in head]
+    ids, dues, total, now = _due_slice(client, backend.key("delayed", queue), offset, limit)
     commands: list[Any] = []
     keys: list[Any] = []
     if ids:
@@ -137,10 +131,10 @@ def delayed_page(backend: RedisBackend, queue: str, offset: int, limit: int = PA
             pipe.hmget(backend.key("delayed-keys"), ids)
             commands, keys = pipe.execute()
     jobs = []
-    for job_id, (_member, score), raw, key in zip(ids, head, commands, keys, strict=True):
+    for job_id, due, raw, key in zip(ids, dues, commands, keys, strict=True):
         name, data = _message_summary(raw)
-        jobs.append(DelayedJob(job_id, name, _text(key) if key else None, queue, int(score), data))
-    return DelayedPage(queue, jobs, int(total), offset, int(seconds) * 1000 + int(micros) // 1000)
+        jobs.append(DelayedJob(job_id, name, _text(key) if key else None, queue, due, data))
+    return DelayedPage(queue, jobs, total, offset, now)
 
 
 def broker_delayed_page(
@@ -148,23 +142,30 @@ def broker_delayed_page(
 ) -> DelayedPage:
     """Delayed jobs of ``queue`` on another broker (kept in the guard store until due), soonest first."""
     client = backend.client
-    zkey = backend.key("broker", "delayed", queue)
+    ids, dues, total, now = _due_slice(client, backend.key("broker", "delayed", queue), offset, limit)
+    stored = client.hmget(backend.key("broker", "jobs"), ids) if ids else []
+    jobs = []
+    for job_id, due, raw in zip(ids, dues, stored, strict=True):
+        try:
+            job = json.loads(raw) if raw else {}
+        except ValueError:
+            job = {}
+        data = json.dumps(job["data"])[:300] if "data" in job else ""
+        jobs.append(DelayedJob(job_id, str(job.get("name", "?")), job.get("key"), queue, due, data))
+    return DelayedPage(queue, jobs, total, offset, now)
+
+
+def _due_slice(
+    client: redis.Redis, zkey: str, offset: int, limit: int
+) -> tuple[list[str], list[int], int, int]:
+    """One page of a sorted set of job ids by due time: (ids, due ms, how many in all, the server's ms)."""
     with client.pipeline(transaction=False) as pipe:
         pipe.zrange(zkey, offset, offset + limit - 1, withscores=True)
         pipe.zcard(zkey)
         pipe.time()
         head, total, (seconds, micros) = pipe.execute()
     ids = [_text(member) for member, _score in head]
-    stored = client.hmget(backend.key("broker", "jobs"), ids) if ids else []
-    jobs = []
-    for job_id, (_member, score), raw in zip(ids, head, stored, strict=True):
-        try:
-            job = json.loads(raw) if raw else {}
-        except ValueError:
-            job = {}
-        data = json.dumps(job["data"])[:300] if "data" in job else ""
-        jobs.append(DelayedJob(job_id, str(job.get("name", "?")), job.get("key"), queue, int(score), data))
-    return DelayedPage(queue, jobs, int(total), offset, int(seconds) * 1000 + int(micros) // 1000)
+    return ids, [int(score) for _member, score in head], int(total), int(seconds) * 1000 + int(micros) // 1000
 
 
 def _message_summary(raw: Any) -> tuple[str, str]:
