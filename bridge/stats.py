@@ -44,7 +44,7 @@ class QueueCounts:
 
 def configured_queues(conf: Any, jobs_queue: str) -> list[str]:
     """The queues an app's config names, each once: ``task_default_queue``, ``JOBS_QUEUE_NAME``,
-    ``task_queues``, and the queues of dict ``task_routes`` (what ``jobs stats`` counts by default)."""
+    ``task_queues``, and the queues ``task_routes`` names (what ``jobs stats`` counts by default)."""
     found: list[str] = [conf.task_default_queue, jobs_queue]
     found += [getattr(q, "name", str(q)) for q in (conf.task_queues or ())]
     found += _routed_queues(conf.task_routes)
