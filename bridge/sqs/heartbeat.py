@@ -7,8 +7,9 @@ job runs twice. Celery has no hook for this, so a consumer bootstep runs a threa
 that, every ``SQS_HEARTBEAT_SEC``, extends the visibility of every message the
 worker holds unacknowledged (running or prefetched) by ``SQS_EXTEND_BY_SEC``,
 ten per ``ChangeMessageVisibilityBatch`` call. It reads the held messages from
-the consumer channel's QoS (kombu keeps them there until the ack), so an acked
-message drops out by itself. It never runs on the worker's event loop, and it
+the consumer channel's QoS (kombu's private ``_delivered``, less ``_dirty``: the
+ones acked since; kombu offers no public view of what a channel holds), so an
+acked message drops out by itself. It never runs on the worker's event loop, and it
 stops extending a message at SQS's 12-hour cap.
 
 Each call is billed, so a message is extended only when it would otherwise
@@ -66,10 +67,17 @@ class Heartbeat:
         self._thread.join(5)
 
     def _held(self) -> list[tuple[str, str]]:
-        """(queue URL, receipt handle) of each message delivered and not yet acked."""
+        """(queue URL, receipt handle) of each message delivered and not yet acked.
+
+        kombu's QoS keeps an acked (or rejected) message in ``_delivered`` until its next
+        delivery, marked in ``_dirty``: such a message is no longer held (extending it would
+        fail, its receipt handle spent, once a call a beat until the worker gets another job).
+        """
+        qos = self.channel.qos
         for _ in range(3):  # the event loop may change the mapping while we copy it
             try:
-                messages = list(self.channel.qos._delivered.values())
+                done = set(qos._dirty)
+                messages = [message for tag, message in list(qos._delivered.items()) if tag not in done]
                 break
             except RuntimeError:
                 continue

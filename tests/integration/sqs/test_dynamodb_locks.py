@@ -119,7 +119,7 @@ def test_a_crash_mid_body_lets_the_redelivery_run_it_with_the_lease_in_dynamodb(
     back, the dead run's lease in the table ends (2 s), the body runs again, and its effect lands once."""
     url = SqsAdmin(sqs.settings()).ensure_queue("crashed", visibility_timeout=VISIBILITY_S)
     env = aws.env(url, nowhere, server.url, SQS_HEARTBEAT_SEC="1", SQS_EXTEND_BY_SEC=str(VISIBILITY_S))
-    start_worker("awsw", concurrency=1, **env)
+    worker = start_worker("awsw", concurrency=1, **env)
     bridge = make_bridge(**aws.settings(url, nowhere))
     job = bridge.queue.add("ledger.capture", {"order_id": 8, "sleep_s": 3}, idempotency_key="order-8")
     assert wait_for(lambda: redis_client.llen("test:started") == 1, timeout=30)
@@ -133,3 +133,5 @@ def test_a_crash_mid_body_lets_the_redelivery_run_it_with_the_lease_in_dynamodb(
     assert [line["id"] for line in read_ledger(redis_client)] == [job.id]  # the effect, once
     assert redis_client.llen("test:started") == 2  # the killed body, and the redelivery's
     assert f'bridge:idem:["ledger.capture","{job.id}"]:done' in aws.table_keys("bridge:idem:")
+    # The heartbeat (every second) never tried to extend a message already acked or rejected.
+    assert "not extended" not in worker.log.read_text(errors="replace"), worker.tail()
