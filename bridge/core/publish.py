@@ -27,7 +27,8 @@ def routed_queue(app: Any, name: str, data: dict[str, Any]) -> str:
     """The queue ``app.send_task(name, kwargs=data)`` sends to when no queue is given: the task's own
     ``queue`` option (``@app.task(queue=...)``), else the one the app's ``task_routes`` names for it,
     else ``task_default_queue``; Celery's own router decides, as in ``send_task``."""
-    task = app.tasks.get(name) if app.finalized or app.autofinalize else None
+    # As send_task: a task registered on the app counts, and looking does not finalize it.
+    task = app.tasks.get(name) if app.finalized else None
     options = {key: getattr(task, key, None) for key in ("queue", "exchange", "routing_key")}
     options = {key: value for key, value in options.items() if value is not None}
     routed = app.amqp.router.route(options, name, (), data, task)

@@ -70,7 +70,7 @@ def test_each_tenant_has_its_own_idempotency_records_and_keys_never_collide(tena
     ran: list[str] = []
 
     def guarded_task(bridge: Any, name: str) -> Any:
-        @bridge.app.task(name=name)
+        @bridge.app.task(name=name, shared=False)  # no app finalized later takes it
         @bridge.idempotent(key=lambda **kw: kw["key"])
         def body(key: str) -> str:
             ran.append(f"{bridge.key_prefix}{name}/{key}")

@@ -24,6 +24,7 @@ def app_with(**conf: Any) -> Celery:
     @app.task(name="feeds.fetch", shared=False)
     def fetch() -> None: ...
 
+    app.finalize()  # as a producer's app is once it has sent a task: its tasks registered
     return app
 
 
