@@ -17,8 +17,10 @@ processes' messages as soon as its books are empty (``ResultHandler.on_stop_not_
   takes 30 s more.
 
 A SIGTERM while quick jobs flow met that about one time in two with four pool processes,
-one in five with two, with Celery and kombu alone as with the bridge (the test:
-``test_faults.py::test_sigterm_while_jobs_flow_finishes_promptly_and_reruns_no_finished_job``).
+one in five with two, with Celery and kombu alone as with the bridge, on Redis and on
+RabbitMQ alike (the tests: ``test_faults.py`` and ``broker/test_backend.py``,
+``test_sigterm_while_jobs_flow_finishes_promptly_and_reruns_no_finished_job``), so it is
+installed in the workers of every backend (:mod:`bridge.worker.install`).
 The bridge puts such a job back on the books once the flush is done, so the worker reads
 its ACK and result as for any other, and acks it. Only the flush of the bridged worker's
 own pool is wrapped (an attribute of that pool object, which Celery itself sets to the
