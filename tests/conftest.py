@@ -319,11 +319,12 @@ class MotoSqs:
         return Settings(**values)
 
 
-def start_moto(command: list[str], what: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a moto server (``command``, the port appended) on a free port; wait until it answers."""
+def start_moto(command: list[str], what: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a moto server (``command``, the port appended) on ``port`` (default: a free one); wait until
+    it answers."""
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     try:
         proc = subprocess.Popen([sys.executable, *command, str(port)], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,7 +21,7 @@ from bridge.core.ids import job_id_for
 from bridge.dynamodb.table import DynamoTable, now_ms
 from bridge.sqs.admin import SqsAdmin
 from bridge.sqs.eventbridge import SCHEDULED_TIME
-from tests.conftest import ROOT, WorkerProcess, read_ledger, wait_for
+from tests.conftest import WorkerProcess, read_ledger, start_moto, wait_for
 from tests.integration.sqs.aws_only import TABLE
 from tests.integration.sqs.test_eventbridge import scheduler
 from tests.integration.sqs.test_hops import publish_hop
@@ -47,17 +45,7 @@ class StoppableDynamo:
 
     def start(self) -> None:
         """Start it (empty: moto keeps nothing) and make the guard table, as ensure-table does."""
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.serial_moto", str(self.port)], cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"moto did not start on {self.endpoint}") from None
-                time.sleep(0.1)
+        self.proc, _ = start_moto(["-m", "tests.serial_moto"], "moto's server for DynamoDB", port=self.port)
         DynamoTable(TABLE, region="us-east-1", endpoint_url=self.endpoint).ensure()
 
     def keys(self, prefix: str) -> list[str]:
