@@ -253,14 +253,17 @@ class Jobs:
         """``limit`` repeats from position ``offset`` in beat's order (soonest due first), and the
         number of entries in beat's schedule (static ``beat_schedule`` entries included, not shown).
 
-        Reads only that slice (``ZRANGE`` by index), however many repeats stand.
+        Reads only that slice (``ZRANGE`` by index), however many repeats stand; with ``limit``
+        0, only the number.
         """
         if self._backend.repeat_scheduler() is not None or not self._has_beat_store():
             every = self.list()  # EventBridge's API lists a group's schedules whole
             return every[offset : offset + limit], len(every)
         app = self._app
         stop = offset + limit - 1
-        repeats = self._read("jobs.page", lambda client, key: client.zrange(key, offset, stop))
+        repeats = (  # (ZRANGE 0 -1, the stop of limit 0, would read them all)
+            self._read("jobs.page", lambda client, key: client.zrange(key, offset, stop)) if limit > 0 else []
+        )
         try:
             total = int(get_redis(app).zcard(app.redbeat_conf.schedule_key))
         except RedisError as exc:

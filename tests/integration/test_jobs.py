@@ -230,3 +230,17 @@ def test_a_subclass_of_the_bridges_scheduler_fires_repeats(make_bridge):
     bridge = make_bridge({"beat_scheduler": f"{__name__}:OwnScheduler"})
     repeat = bridge.jobs.schedule("ledger.record", {}, every_ms=1000, idempotency_key="own")
     assert [r.id for r in bridge.jobs.list()] == [repeat.id]
+
+
+def test_page_reads_one_slice_and_limit_zero_only_the_count(make_bridge):
+    """jobs.page: a slice by position in beat's order, and how many entries beat's schedule holds;
+    with limit 0 (the dashboard asks it every refresh) the count alone, no repeat read."""
+    bridge = make_bridge()
+    for minutes in (30, 10, 20):
+        bridge.jobs.schedule("ledger.record", {}, every_ms=minutes * 60_000, idempotency_key=f"m{minutes}")
+    first, total = bridge.jobs.page(0, 2)
+    rest, _ = bridge.jobs.page(2, 2)
+    assert total == 3
+    assert (len(first), len(rest)) == (2, 1)
+    assert sorted(r.idempotency_key for r in first + rest) == ["m10", "m20", "m30"]
+    assert bridge.jobs.page(0, 0) == ([], 3)

@@ -80,7 +80,7 @@ def create_app(bridge: Bridge, security: Security, queues: Sequence[str] = ()) -
     repeat_counts: dict[str, Any] = {"at": float("-inf"), "value": {}, "entries": -1}
 
     def _queues() -> tuple[list[str], dict[str, int]]:
-        entries = bridge.jobs.page(0, 1)[1]
+        entries = bridge.jobs.page(0, 0)[1]  # how many entries beat's schedule holds: one ZCARD
         stale = time.monotonic() - repeat_counts["at"] > REPEAT_COUNT_TTL_S
         if stale or entries != repeat_counts["entries"]:
             repeat_counts["value"] = bridge.jobs.count_per_queue()
