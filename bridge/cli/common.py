@@ -24,6 +24,7 @@ __all__ = [
     "json_text",
     "load_bridge",
     "load_settings",
+    "one_target",
 ]
 
 #: Keys in ``click.Context.meta``: the command line's Target, and which server a command read.
@@ -87,6 +88,12 @@ class Target:
     redis_url: str | None = None
 
 
+def one_target(app_path: str | None, redis_url: str | None) -> None:
+    """Refuse ``-A APP`` with ``--redis-url``, wherever each was given."""
+    if app_path and redis_url:
+        raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
+
+
 def accept_app_after(command: click.Command) -> None:
     """Let ``-A APP`` and ``--redis-url URL`` also follow a subcommand (``jobs dashboard -A proj``),
     as ``-A`` follows ``celery``'s (``celery worker -A proj``): every command under ``command`` takes them."""
@@ -99,9 +106,8 @@ def accept_app_after(command: click.Command) -> None:
         if not value:
             return
         given = Target(app_path=value) if param.name == "app" else Target(redis_url=value)
-        target = _target(ctx)
-        if (given.app_path and target.redis_url) or (given.redis_url and target.app_path):
-            raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
+        target = _target(ctx)  # what the options before the command named
+        one_target(given.app_path or target.app_path, given.redis_url or target.redis_url)
         ctx.meta[TARGET] = given
 
     command.params += [

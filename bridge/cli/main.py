@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from bridge import __version__
-from bridge.cli.common import TARGET, Target, accept_app_after
+from bridge.cli.common import TARGET, Target, accept_app_after, one_target
 from bridge.cli.dashboard.command import dashboard
 from bridge.cli.dlq import dlq
 from bridge.cli.dynamodb import dynamodb
@@ -38,8 +38,7 @@ __all__ = ["jobs", "main"]
 @click.pass_context
 def jobs(ctx: click.Context, app_path: str | None, redis_url: str | None) -> None:
     """The ``jobs`` command group."""
-    if app_path and redis_url:
-        raise click.UsageError("give -A APP or --redis-url, not both: the app names its own Redis")
+    one_target(app_path, redis_url)
     if app_path or redis_url or TARGET not in ctx.meta:
         ctx.meta[TARGET] = Target(app_path=app_path, redis_url=redis_url)
 
